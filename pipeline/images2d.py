@@ -1,0 +1,139 @@
+"""Decoding 2D image files (PNG/JPEG bytes) to grey arrays and rasterising LabelMe polygons to masks."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+
+import cv2
+import numpy as np
+
+from pipeline.errors import DatasetError
+
+MAGIC = {
+    "png": (b"\x89PNG\r\n\x1a\n",),
+    "jpeg": (b"\xff\xd8\xff",),
+}
+EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
+
+
+def sniff(data: bytes) -> str | None:
+    """The format the bytes start with (``"png"``/``"jpeg"``), or None."""
+    for kind, magics in MAGIC.items():
+        if data.startswith(magics):
+            return kind
+    return None
+
+
+def decode_grey(data: bytes, *, name: str) -> np.ndarray:
+    """Decode PNG/JPEG bytes to an ``(H, W)`` uint8 grey image.
+
+    Three identical channels (grey stored as RGB) become one; real colour is converted with
+    OpenCV's luminance weights; an alpha channel is dropped.
+
+    Raises:
+        DatasetError: content that is not what the extension of ``name`` says, undecodable
+            bytes, or a bit depth other than 8.
+    """
+    ext = "." + name.rsplit(".", 1)[-1].lower() if "." in name else ""
+    found = sniff(data)
+    expected = EXTENSIONS.get(ext)
+    if expected and found != expected:
+        what = found.upper() if found else f"not {expected.upper()}"
+        raise DatasetError(name, f"extension {ext} says {expected.upper()} but the content is {what} "
+                                 f"(starts with {data[:8]!r}); replace it with a real {expected.upper()} file")
+    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if array is None:
+        raise DatasetError(name, f"cannot decode image ({len(data)} bytes): damaged or unsupported format")
+    if array.dtype != np.uint8:
+        raise DatasetError(name, f"expected an 8-bit image, found {array.dtype}; convert it to 8 bit first")
+    if array.ndim == 2:
+        return array
+    if array.shape[2] == 4:
+        array = array[:, :, :3]
+    if array.shape[2] == 1:
+        return array[:, :, 0]
+    if not np.abs(array.astype(np.int16) - array[:, :, :1]).any():
+        return np.ascontiguousarray(array[:, :, 0])
+    return cv2.cvtColor(array, cv2.COLOR_BGR2GRAY)
+
+
+@dataclass(frozen=True)
+class PolygonMask:
+    """A rasterised LabelMe file: ``mask`` is ``(imageHeight, imageWidth)`` uint8 0/1."""
+
+    mask: np.ndarray
+    polygons: int
+    clipped_points: int
+
+
+def parse_labelme(data: bytes, *, name: str) -> dict:
+    """The LabelMe JSON document as a dict, with its fields checked.
+
+    Raises:
+        DatasetError: not JSON, no ``shapes``, or missing/invalid ``imageHeight``/``imageWidth``.
+    """
+    try:
+        doc = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise DatasetError(name, f"not valid LabelMe JSON ({exc})") from None
+    if not isinstance(doc, dict):
+        raise DatasetError(name, f"expected a LabelMe JSON object, found {type(doc).__name__}")
+    shapes = doc.get("shapes")
+    if not isinstance(shapes, list) or not shapes:
+        raise DatasetError(name, "no shapes: expected 'shapes' with at least one polygon")
+    for key in ("imageHeight", "imageWidth"):
+        value = doc.get(key)
+        if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+            raise DatasetError(name, f"expected a positive integer '{key}', found {value!r}")
+    return doc
+
+
+def _shape_points(shape: object, index: int, *, name: str) -> np.ndarray:
+    """The ``(K, 2)`` float x,y points of one LabelMe shape as a polygon."""
+    where = f"shapes[{index}]"
+    if not isinstance(shape, dict):
+        raise DatasetError(name, f"{where}: expected an object, found {type(shape).__name__}")
+    kind = shape.get("shape_type") or "polygon"  # old LabelMe files have no shape_type
+    try:
+        points = np.asarray(shape.get("points"), dtype=np.float64)
+    except (TypeError, ValueError):
+        raise DatasetError(name, f"{where}: 'points' is not a list of [x, y] numbers") from None
+    if points.ndim != 2 or points.shape[1] != 2 or not np.isfinite(points).all():
+        raise DatasetError(name, f"{where}: 'points' must be a list of finite [x, y] pairs")
+    if kind == "rectangle" and len(points) == 2:
+        (x0, y0), (x1, y1) = points
+        return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]])
+    if kind != "polygon":
+        raise DatasetError(name, f"{where}: shape_type {kind!r} not supported; expected 'polygon'")
+    if len(points) < 3:
+        raise DatasetError(name, f"{where}: a polygon needs at least 3 points, found {len(points)}")
+    return points
+
+
+def labelme_mask(data: bytes, *, name: str, image_shape: tuple[int, int] | None = None) -> PolygonMask:
+    """Fill every polygon of a LabelMe JSON into a ``(imageHeight, imageWidth)`` uint8 0/1 mask.
+
+    Points outside the image are clipped to its border and counted. ``image_shape`` ``(H, W)``
+    of the image the JSON belongs to must agree with the JSON's size (LabelMe stores
+    ``imageHeight`` = rows, ``imageWidth`` = columns).
+
+    Raises:
+        DatasetError: malformed JSON, no shapes, unsupported shapes, or a size disagreeing with the image.
+    """
+    doc = parse_labelme(data, name=name)
+    height, width = doc["imageHeight"], doc["imageWidth"]
+    if image_shape is not None and tuple(image_shape) != (height, width):
+        raise DatasetError(name, f"JSON says imageHeight x imageWidth = {height} x {width} but its image is "
+                                 f"{image_shape[0]} x {image_shape[1]}; the annotation belongs to another image")
+    mask = np.zeros((height, width), np.uint8)
+    polygons, clipped = [], 0
+    for index, shape in enumerate(doc["shapes"]):
+        points = _shape_points(shape, index, name=name)
+        outside = (points[:, 0] < 0) | (points[:, 0] > width - 1) | (points[:, 1] < 0) | (points[:, 1] > height - 1)
+        clipped += int(outside.sum())
+        points = np.clip(np.rint(points), 0, [width - 1, height - 1]).astype(np.int32)
+        polygons.append(points.reshape(-1, 1, 2))
+    for poly in polygons:  # one fill per polygon, so overlapping polygons do not cancel (even-odd rule)
+        cv2.fillPoly(mask, [poly], 1)
+    return PolygonMask(mask=mask, polygons=len(polygons), clipped_points=clipped)

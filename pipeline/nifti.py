@@ -1,0 +1,196 @@
+"""The one NIfTI reader: volumes in RAS+ canonical order, with clear errors for damaged files."""
+
+from __future__ import annotations
+
+import logging
+import zlib
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import NamedTuple
+
+import nibabel as nib
+import numpy as np
+from nibabel.filebasedimages import ImageFileError
+from nibabel.spatialimages import HeaderDataError
+
+from pipeline.discover import find_nifti, nifti_stem  # noqa: F401  (re-exported for readers)
+from pipeline.errors import DatasetError
+
+# nibabel logs header fix-ups of broken files itself; we raise our own message instead.
+logging.getLogger("nibabel.global").setLevel(logging.ERROR)
+
+_DAMAGED = (EOFError, OSError, zlib.error, ValueError, MemoryError, OverflowError)
+
+
+class Volume(NamedTuple):
+    """A volume as read: ``array`` is ``(X, Y, Z)`` in RAS+ canonical order, ``affine`` maps
+    those indices to RAS+ mm, ``spacing`` is ``(sx, sy, sz)`` mm, ``orientation`` the axis codes
+    of the file as stored (e.g. ``"LPS"``), before canonicalisation."""
+
+    array: np.ndarray
+    affine: np.ndarray
+    spacing: tuple[float, float, float]
+    orientation: str
+
+
+def _open(path: Path) -> nib.Nifti1Image:
+    if not path.is_file():
+        raise DatasetError(path, "file not found: expected a NIfTI volume (.nii or .nii.gz) here")
+    if path.stat().st_size == 0:
+        raise DatasetError(path, "empty file (0 bytes): expected a NIfTI volume; re-download or re-export it")
+    try:
+        img = nib.load(path, mmap=False)  # no memmap: the arrays must not change if the file does
+    except HeaderDataError as exc:
+        raise DatasetError(path, f"corrupt NIfTI header ({exc}); re-download or re-export the file") from exc
+    except ImageFileError as exc:
+        raise DatasetError(
+            path,
+            f"not a NIfTI file ({exc}): expected a .nii/.nii.gz with a valid NIfTI-1/2 header; "
+            "macOS '._*' files are not images and should be deleted",
+        ) from exc
+    except _DAMAGED as exc:
+        raise DatasetError(path, f"truncated or damaged file ({exc}); re-download or re-export it") from exc
+    if not isinstance(img, (nib.Nifti1Image, nib.Nifti2Image)):
+        raise DatasetError(path, f"not a NIfTI file: nibabel reads it as {type(img).__name__}; expected NIfTI-1/2")
+    return img
+
+
+def _read(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
+    """Stored data (scaled, native dtype) in canonical order, canonical affine, stored axis codes."""
+    img = _open(Path(path))
+    shape = img.shape
+    if any(int(n) <= 0 for n in shape):
+        raise DatasetError(path, f"corrupt NIfTI header: dimensions {tuple(shape)} must be positive; re-export it")
+    while len(shape) > 3 and shape[-1] == 1:
+        shape = shape[:-1]
+    if len(shape) != 3:
+        raise DatasetError(
+            path, f"expected a 3D volume (X, Y, Z), found shape {tuple(img.shape)}; split 4D series into 3D files"
+        )
+    affine = img.affine
+    if affine is None or not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
+        raise DatasetError(path, f"corrupt NIfTI header: unusable affine {affine!r}; fix the qform/sform")
+    orientation = "".join(nib.aff2axcodes(affine))
+    try:
+        canon = nib.as_closest_canonical(img)
+        data = np.asanyarray(canon.dataobj)
+    except HeaderDataError as exc:
+        raise DatasetError(path, f"corrupt NIfTI header ({exc}); re-download or re-export the file") from exc
+    except _DAMAGED as exc:
+        raise DatasetError(
+            path, f"truncated or damaged file: voxel data shorter than its header says ({exc}); re-download it"
+        ) from exc
+    return np.ascontiguousarray(data.reshape(data.shape[:3])), np.asarray(canon.affine, dtype=np.float64), orientation
+
+
+def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
+    sx, sy, sz = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
+    return round(float(sx), 6), round(float(sy), 6), round(float(sz), 6)  # drop float32 header noise
+
+
+def load_volume(path: Path | str) -> Volume:
+    """Read an image volume as float32 in RAS+ canonical ``(X, Y, Z)`` order.
+
+    Raises:
+        DatasetError: missing/empty/truncated/not-NIfTI file, corrupt header, non-3D data, or
+            NaN/Inf intensities.
+    """
+    path = Path(path)
+    data, affine, orientation = _read(path)
+    data = data.astype(np.float32, copy=False)
+    finite = np.isfinite(data)
+    if not finite.all():
+        bad = int(data.size - np.count_nonzero(finite))
+        raise DatasetError(path, f"{bad} voxels are NaN or Inf: expected finite intensities; fix or replace them")
+    return Volume(data, affine, _spacing(affine), orientation)
+
+
+def load_label_volume(path: Path | str, *, allowed_labels: Iterable[int]) -> Volume:
+    """Read a label volume as uint8 class indices in RAS+ canonical ``(X, Y, Z)`` order.
+
+    Float masks holding whole numbers (e.g. 0.0/1.0) are accepted.
+
+    Raises:
+        DatasetError: as ``load_volume``, plus non-integer labels or labels outside ``allowed_labels``
+            (the message lists the unexpected values).
+    """
+    path = Path(path)
+    allowed = np.array(sorted({int(v) for v in allowed_labels}))
+    if allowed.size == 0 or allowed.min() < 0 or allowed.max() > 255:
+        raise ValueError(f"allowed_labels must be integers in 0..255, got {allowed.tolist()}")
+    data, affine, orientation = _read(path)
+    if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
+        raise DatasetError(path, "label volume holds NaN or Inf: expected integer class labels")
+    bad = ~np.isin(data, allowed)
+    if bad.any():
+        values = np.unique(data[bad])
+        shown = ", ".join(f"{v:g}" for v in values[:10].tolist()) + (" ..." if values.size > 10 else "")
+        kind = "non-integer" if np.any(values != np.round(values)) else "unexpected"
+        raise DatasetError(
+            path,
+            f"{kind} label values {shown} in {int(bad.sum())} voxels: expected only "
+            f"{allowed.tolist()}; is this an image instead of a mask, or a multi-class mask?",
+        )
+    return Volume(data.astype(np.uint8), affine, _spacing(affine), orientation)
+
+
+def check_same_grid(
+    image_path: Path | str,
+    img_affine: np.ndarray,
+    img_shape: Sequence[int],
+    mask_path: Path | str,
+    mask_affine: np.ndarray,
+    mask_shape: Sequence[int],
+    *,
+    tol: float = 0.01,
+) -> None:
+    """Raise DatasetError unless image and mask lie on the same voxel grid.
+
+    Compare canonical shapes and affines: spacing and origin may differ by ``tol`` of a voxel,
+    direction cosines by ``1e-3``. The message says which of shape/spacing/direction/origin differ.
+    """
+    problems = []
+    if tuple(img_shape) != tuple(mask_shape):
+        problems.append(f"shape {tuple(mask_shape)} vs image {tuple(img_shape)}")
+    a, b = np.asarray(img_affine, float), np.asarray(mask_affine, float)
+    sa, sb = np.array(_spacing(a)), np.array(_spacing(b))
+    if np.any(np.abs(sa - sb) > tol * sa):
+        problems.append(f"spacing {np.round(sb, 4).tolist()} mm vs image {np.round(sa, 4).tolist()} mm")
+    elif np.any(np.abs(a[:3, :3] / sa - b[:3, :3] / sb) > 1e-3):
+        problems.append(f"direction axes {''.join(nib.aff2axcodes(b))} vs image {''.join(nib.aff2axcodes(a))}")
+    shift = float(np.linalg.norm(a[:3, 3] - b[:3, 3]))
+    if shift > tol * float(sa.min()):
+        problems.append(f"origin shifted by {shift:.3g} mm")
+    if problems:
+        raise DatasetError(
+            mask_path,
+            f"mask does not lie on the grid of its image {image_path}: {'; '.join(problems)}; "
+            "expected identical shape and affine (resample the mask onto the image grid with nearest neighbour)",
+        )
+
+
+def save_volume(
+    path: Path | str,
+    array: np.ndarray,
+    affine: np.ndarray,
+    *,
+    orientation: str = "RAS",
+    dtype: np.dtype | type | None = None,
+) -> None:
+    """Write a RAS+ canonical ``(X, Y, Z)`` array to NIfTI, stored in axis order ``orientation``.
+
+    ``affine`` maps the canonical indices to RAS+ mm; the stored array is flipped/permuted to
+    ``orientation`` (e.g. ``"LPS"``) with its affine adjusted so it describes the same anatomy.
+    ``.nii.gz`` output is byte-identical for identical input (nibabel writes gzip with mtime 0).
+    """
+    array = np.asarray(array if dtype is None else np.asarray(array).astype(dtype))
+    ras = nib.orientations.io_orientation(affine)
+    target = nib.orientations.axcodes2ornt(tuple(orientation.upper()))
+    ornt = nib.orientations.ornt_transform(ras, target)
+    stored = nib.orientations.apply_orientation(array, ornt)
+    stored_affine = np.asarray(affine, float) @ nib.orientations.inv_ornt_aff(ornt, array.shape)
+    img = nib.Nifti1Image(np.ascontiguousarray(stored), stored_affine)
+    img.set_sform(stored_affine, code=1)
+    img.set_qform(stored_affine, code=1)
+    img.header.set_xyzt_units("mm")
+    img.to_filename(str(path))

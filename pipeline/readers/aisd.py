@@ -1,0 +1,127 @@
+"""Reader for AISD: ``image.zip`` and ``mask.zip`` of ``<case id>/<slice>.png``, paired by case and slice."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from pipeline import archive
+from pipeline.discover import natural_key
+from pipeline.errors import DatasetError
+from pipeline.images2d import decode_grey
+from pipeline.subject import Subject, SubjectRef
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+MISSING_MASK = ("error", "empty")
+EXPECTED = "image.zip and mask.zip, each holding <case id>/<slice>.png (or extracted image/ and mask/ folders)"
+
+
+def _slices(raw: Path, which: str, limits: dict) -> dict[tuple[str, str], str]:
+    """``(case id, slice stem) -> provenance`` for the ``which`` (image/mask) half of the source."""
+    zips = sorted(p for p in raw.rglob("*") if p.is_file() and p.name.lower() == f"{which}.zip"
+                  and not archive.is_decoy(p.name))
+    if zips:
+        sources = [s for z in zips for s in archive.list_sources(z, **limits)]
+    else:
+        folders = sorted(p for p in raw.rglob("*") if p.is_dir() and p.name.lower() == which)
+        sources = [s for f in folders for s in archive.list_sources(f, pattern=None, **limits)]
+    out: dict[tuple[str, str], str] = {}
+    duplicates = []
+    for source in sources:
+        path, member = archive.split_provenance(source)
+        logical = PurePosixPath((member or str(path)).replace("\\", "/"))
+        if logical.suffix.lower() not in IMAGE_EXTENSIONS or len(logical.parts) < 2:
+            continue
+        key = (logical.parent.name, logical.stem)
+        if key in out:
+            duplicates.append(f"{out[key]} and {source}")
+        out[key] = source
+    if duplicates:
+        raise DatasetError(raw, f"two {which} files for one case and slice: {'; '.join(duplicates[:10])}")
+    return out
+
+
+def discover(raw: Path, *, missing_mask: str = "error", max_member_bytes: int = archive.MAX_MEMBER_BYTES,
+             max_total_bytes: int = archive.MAX_TOTAL_BYTES, max_ratio: float = archive.MAX_RATIO) -> list[SubjectRef]:
+    """One SubjectRef per case; ``extra["slices"]`` is a JSON list of ``[slice name, image, mask or ""]``.
+
+    Raises:
+        DatasetError: no image/mask sources, masks without an image, or (``missing_mask="error"``)
+            images without a mask; every unpaired file listed at once.
+    """
+    if missing_mask not in MISSING_MASK:
+        raise DatasetError(raw, f"missing_mask must be one of {MISSING_MASK}, found {missing_mask!r}")
+    raw = Path(raw)
+    if not raw.is_dir():
+        raise DatasetError(raw, f"no such folder: expected a folder holding {EXPECTED}")
+    limits = dict(max_member_bytes=max_member_bytes, max_total_bytes=max_total_bytes, max_ratio=max_ratio)
+    images, masks = _slices(raw, "image", limits), _slices(raw, "mask", limits)
+    if not images or not masks:
+        raise DatasetError(raw, f"found {len(images)} image and {len(masks)} mask slices: expected {EXPECTED}")
+    orphans = sorted(masks.keys() - images.keys())
+    unmasked = sorted(images.keys() - masks.keys())
+    problems = [f"mask without image: {masks[k]}" for k in orphans]
+    if missing_mask == "error":
+        problems += [f"image without mask: {images[k]}" for k in unmasked]
+    if problems:
+        fix = "" if missing_mask == "empty" else " (or set missing_mask: empty to treat missing masks as empty)"
+        raise DatasetError(raw, f"{len(problems)} unpaired AISD slices{fix}: " + "; ".join(problems[:50])
+                                + (f"; ... {len(problems) - 50} more" if len(problems) > 50 else ""))
+    cases: dict[str, list[str]] = {}
+    for case, stem in images:
+        cases.setdefault(case, []).append(stem)
+    refs = []
+    for case in sorted(cases, key=natural_key):
+        stems = sorted(cases[case], key=natural_key)
+        rows = [[stem, images[(case, stem)], masks.get((case, stem), "")] for stem in stems]
+        files = tuple(r[1] for r in rows) + tuple(r[2] for r in rows if r[2])
+        refs.append(SubjectRef(subject_id=case, files=files, extra=(("slices", json.dumps(rows)),)))
+    return refs
+
+
+def _binary_mask(mask: np.ndarray, *, name: str) -> np.ndarray:
+    values = set(np.unique(mask).tolist())
+    if values <= {0, 1} or values <= {0, 255}:
+        return (mask > 0).astype(np.uint8)
+    raise DatasetError(name, f"mask values {sorted(values)[:10]}: expected 0/255 or 0/1 (one class)")
+
+
+def load(ref: SubjectRef, *, missing_mask: str = "error", max_member_bytes: int = archive.MAX_MEMBER_BYTES,
+         max_total_bytes: int = archive.MAX_TOTAL_BYTES, max_ratio: float = archive.MAX_RATIO) -> Subject:
+    """The case as an ``(N, H, W)`` float32 0..255 stack in slice-name order with a 0/1 mask stack."""
+    rows = json.loads(ref.option("slices", "[]"))
+    missing = [r[1] for r in rows if not r[2]]
+    if missing and missing_mask != "empty":
+        raise DatasetError(missing[0], f"{len(missing)} slices of case {ref.subject_id} have no mask; "
+                                       "set missing_mask: empty to treat them as empty")
+    wanted = [r[1] for r in rows] + [r[2] for r in rows if r[2]]
+    data = dict(zip(wanted, archive.read_sources(wanted, max_member_bytes=max_member_bytes,
+                                                 max_total_bytes=max_total_bytes, max_ratio=max_ratio)))
+    images, masks = [], []
+    for _, image_src, mask_src in rows:
+        image = decode_grey(data[image_src], name=image_src)
+        if mask_src:
+            mask = _binary_mask(decode_grey(data[mask_src], name=mask_src), name=mask_src)
+            if mask.shape != image.shape:
+                raise DatasetError(mask_src, f"mask is {mask.shape[0]}x{mask.shape[1]} but its image {image_src} "
+                                             f"is {image.shape[0]}x{image.shape[1]}")
+        else:
+            mask = np.zeros_like(image)
+        if images and image.shape != images[0].shape:
+            raise DatasetError(image_src, f"slice is {image.shape[0]}x{image.shape[1]} but the case's first "
+                                          f"slice {rows[0][1]} is {images[0].shape[0]}x{images[0].shape[1]}")
+        images.append(image)
+        masks.append(mask)
+    return Subject(
+        subject_id=ref.subject_id,
+        image=np.stack(images).astype(np.float32),
+        mask=np.stack(masks),
+        spacing=(1.0, 1.0),
+        sources=ref.files,
+        modality="8bit",
+        layout="stack",
+        slice_names=tuple(r[0] for r in rows),
+        meta={"slices": len(rows), "missing_masks": len(missing)},
+    )

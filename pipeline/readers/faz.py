@@ -1,0 +1,85 @@
+"""Reader for the OCTA FAZ zip (Zenodo 5075563): ``<category>_all/<n>.png`` + LabelMe ``<n>.json``."""
+
+from __future__ import annotations
+
+from pathlib import Path, PurePosixPath
+
+import numpy as np
+
+from pipeline import archive
+from pipeline.discover import natural_key
+from pipeline.errors import DatasetError
+from pipeline.images2d import decode_grey, labelme_mask
+from pipeline.subject import Subject, SubjectRef
+
+IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
+EXPECTED = ("a zip (e.g. FAZ.zip) holding FAZ_sgementation/<category>_all/<n>.png with a LabelMe "
+            "<n>.json beside each image")
+
+
+def _logical(source: str, raw: Path) -> PurePosixPath:
+    """The path inside the source: the zip member, or the file path relative to ``raw``."""
+    path, member = archive.split_provenance(source)
+    if member is not None:
+        return PurePosixPath(member.replace("\\", "/"))
+    return PurePosixPath(path.relative_to(raw).as_posix()) if raw.is_dir() else PurePosixPath(path.name)
+
+
+def discover(raw: Path, *, max_member_bytes: int = archive.MAX_MEMBER_BYTES,
+             max_total_bytes: int = archive.MAX_TOTAL_BYTES, max_ratio: float = archive.MAX_RATIO) -> list[SubjectRef]:
+    """One SubjectRef per image, id ``<category>_<n>``, files ``(image, json)``.
+
+    Raises:
+        DatasetError: nothing found, or images without JSON / JSON without image / duplicate ids
+            (all listed at once).
+    """
+    raw = Path(raw)
+    sources = archive.list_sources(raw, max_member_bytes=max_member_bytes, max_total_bytes=max_total_bytes,
+                                   max_ratio=max_ratio)
+    groups: dict[tuple[str, str], dict[str, list[str]]] = {}
+    for source in sources:
+        path = _logical(source, raw)
+        ext = path.suffix.lower()
+        if len(path.parts) < 2 or not path.parent.name.lower().endswith("_all"):
+            continue
+        if ext not in IMAGE_EXTENSIONS and ext != ".json":
+            continue
+        key = (path.parent.name[: -len("_all")], path.stem)
+        groups.setdefault(key, {"image": [], "json": []})["json" if ext == ".json" else "image"].append(source)
+    if not groups:
+        raise DatasetError(raw, f"no FAZ images found: expected {EXPECTED}; found {len(sources)} other files")
+    problems, refs = [], []
+    for (category, stem), found in sorted(groups.items(), key=lambda kv: (kv[0][0], natural_key(kv[0][1]))):
+        images, jsons = found["image"], found["json"]
+        if len(images) != 1 or len(jsons) != 1:
+            what = ("image without LabelMe JSON" if not jsons else "JSON without image" if not images
+                    else "more than one image or JSON")
+            problems.append(f"{what}: {', '.join(images + jsons)}")
+            continue
+        refs.append(SubjectRef(subject_id=f"{category}_{stem}", files=(images[0], jsons[0])))
+    if problems:
+        raise DatasetError(raw, f"{len(problems)} unpaired FAZ files (expected each <n>.png beside its <n>.json): "
+                                + "; ".join(problems))
+    return refs
+
+
+def load(ref: SubjectRef, *, max_member_bytes: int = archive.MAX_MEMBER_BYTES,
+         max_total_bytes: int = archive.MAX_TOTAL_BYTES, max_ratio: float = archive.MAX_RATIO) -> Subject:
+    """The image as a ``(1, H, W)`` float32 0..255 stack and the FAZ polygon mask as ``(1, H, W)`` 0/1."""
+    image_src, json_src = ref.files
+    image_bytes, json_bytes = archive.read_sources(ref.files, max_member_bytes=max_member_bytes,
+                                                   max_total_bytes=max_total_bytes, max_ratio=max_ratio)
+    image = decode_grey(image_bytes, name=image_src)
+    polygon = labelme_mask(json_bytes, name=json_src, image_shape=image.shape)
+    return Subject(
+        subject_id=ref.subject_id,
+        image=image[None].astype(np.float32),
+        mask=polygon.mask[None],
+        spacing=(1.0, 1.0),
+        sources=ref.files,
+        modality="8bit",
+        layout="stack",
+        slice_names=("0",),
+        meta={"polygons": polygon.polygons, "clipped_points": polygon.clipped_points,
+              "split_unit": "image (no patient id is published)"},
+    )

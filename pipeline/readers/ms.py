@@ -1,0 +1,98 @@
+"""Reader for the MS brain MRI source: ``Patient-<n>/<n>-<Seq>.nii`` with ``<n>-LesionSeg-<Seq>.nii``."""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from pathlib import Path
+
+from pipeline.discover import find_nifti, natural_key, nifti_stem
+from pipeline.errors import DatasetError
+from pipeline.nifti import check_same_grid, load_label_volume, load_volume
+from pipeline.subject import Subject, SubjectRef
+
+SEQUENCES = ("Flair", "T1", "T2")
+NAME = re.compile(
+    r"^(?:patient[-_ ]?)?(?P<n>\d+)[-_ ](?P<seg>lesion[-_ ]?seg(?:mentation)?[-_ ])?(?P<seq>flair|t1|t2)$",
+    re.IGNORECASE,
+)
+
+
+def _sequence(sequence: str) -> str:
+    for seq in SEQUENCES:
+        if str(sequence).lower() == seq.lower():
+            return seq
+    raise DatasetError("reader.sequence", f"unknown MS sequence {sequence!r}; valid: {', '.join(SEQUENCES)}")
+
+
+def discover(raw: Path, *, sequence: str = "Flair", grid_tolerance: float = 0.01) -> list[SubjectRef]:
+    """One SubjectRef per patient: files ``(image, mask)`` of ``sequence``, sorted by patient number.
+
+    Files are found anywhere under ``raw`` (an extra top folder is fine), ``.nii`` or ``.nii.gz``,
+    any case. Raises DatasetError listing every unpaired or duplicated file at once.
+    ``grid_tolerance`` is used by ``load``; accepted here so one options dict fits both calls.
+    """
+    seq = _sequence(sequence)
+    raw = Path(raw)
+    files = find_nifti(raw)
+    found: dict[tuple[int, bool], list[Path]] = defaultdict(list)
+    patients: set[int] = set()
+    for path in files:
+        m = NAME.match(nifti_stem(path) or "")
+        if not m:
+            continue
+        n = int(m["n"])
+        patients.add(n)
+        if m["seq"].lower() == seq.lower():
+            found[(n, bool(m["seg"]))].append(path)
+    if not patients:
+        seen = ", ".join(p.relative_to(raw).as_posix() for p in files[:5]) or "no NIfTI files at all"
+        raise DatasetError(
+            raw,
+            f"no MS patient volumes found: expected files like Patient-1/1-{seq}.nii and "
+            f"Patient-1/1-LesionSeg-{seq}.nii (.nii or .nii.gz) under this folder; found {seen}",
+        )
+    problems = []
+    dups = [ps for ps in found.values() if len(ps) > 1]
+    if dups:
+        problems.append("duplicates: " + "; ".join(" and ".join(map(str, ps)) for ps in dups))
+    no_mask = [str(found[(n, False)][0]) for n in sorted(patients) if found[(n, False)] and not found[(n, True)]]
+    no_image = [str(found[(n, True)][0]) for n in sorted(patients) if found[(n, True)] and not found[(n, False)]]
+    neither = [f"Patient-{n}" for n in sorted(patients) if not found[(n, False)] and not found[(n, True)]]
+    if no_mask:
+        problems.append(f"images without a <n>-LesionSeg-{seq} mask: {', '.join(no_mask)}")
+    if no_image:
+        problems.append(f"masks without a <n>-{seq} image: {', '.join(no_image)}")
+    if neither:
+        problems.append(f"patients without any {seq} image or mask: {', '.join(neither)}")
+    if problems:
+        raise DatasetError(raw, "; ".join(problems) + "; fix or remove these files, or pick another sequence")
+    refs = [
+        SubjectRef(f"Patient-{n}", (str(found[(n, False)][0]), str(found[(n, True)][0])), (("sequence", seq),))
+        for n in sorted(patients)
+    ]
+    return sorted(refs, key=lambda r: natural_key(r.subject_id))
+
+
+def load(ref: SubjectRef, *, sequence: str | None = None, grid_tolerance: float = 0.01) -> Subject:
+    """Read one patient's image and lesion mask in RAS+ canonical order, checking they share a grid
+    (spacing and origin within ``grid_tolerance`` of a voxel, see ``pipeline.nifti.check_same_grid``)."""
+    seq = _sequence(sequence or ref.option("sequence", "Flair"))
+    image_path, mask_path = (Path(p) for p in ref.files)
+    image = load_volume(image_path)
+    mask = load_label_volume(mask_path, allowed_labels=(0, 1))
+    check_same_grid(
+        image_path, image.affine, image.array.shape, mask_path, mask.affine, mask.array.shape, tol=grid_tolerance
+    )
+    return Subject(
+        subject_id=ref.subject_id,
+        image=image.array,
+        mask=mask.array,
+        spacing=image.spacing,
+        sources=(str(image_path), str(mask_path)),
+        modality="MR",
+        layout="volume",
+        affine=image.affine,
+        orientation=image.orientation,
+        meta={"sequence": seq, "mask_orientation": mask.orientation},
+    )

@@ -1,0 +1,211 @@
+"""pipeline.nifti and pipeline.discover: canonical orientation, clear errors, tolerant discovery."""
+
+from __future__ import annotations
+
+import gzip
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+import pytest
+
+from pipeline.discover import find_nifti, natural_key, nifti_stem
+from pipeline.errors import DatasetError
+from pipeline.nifti import check_same_grid, load_label_volume, load_volume, save_volume
+
+SHAPE = (10, 12, 8)
+SPACING = (1.0, 2.0, 3.0)
+# Marker on the patient's left (low x in RAS), anterior (high y) and superior (high z).
+MARKER = (2, 9, 6)
+
+
+def ras_affine(shape=SHAPE, spacing=SPACING) -> np.ndarray:
+    aff = np.diag([*spacing, 1.0])
+    aff[:3, 3] = -(np.array(shape) - 1) / 2 * np.array(spacing)
+    return aff
+
+
+def marker_volume() -> np.ndarray:
+    data = np.zeros(SHAPE, np.int16)
+    data[MARKER] = 100
+    data[0, 0, 0] = 7  # right-posterior-inferior corner... in RAS: left-posterior-inferior
+    return data
+
+
+def write(path: Path, data: np.ndarray, affine: np.ndarray) -> Path:
+    img = nib.Nifti1Image(data, affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    img.to_filename(str(path))
+    return path
+
+
+def test_ras_and_lps_files_of_same_anatomy_load_identically(tmp_path):
+    ras = marker_volume()
+    ras_aff = ras_affine()
+    # The same anatomy stored LPS: x runs right->left, y anterior->posterior; voxel (0,0,0) of the
+    # LPS array is the RAS voxel (X-1, Y-1, 0).
+    lps = ras[::-1, ::-1, :].copy()
+    lps_aff = np.diag([-SPACING[0], -SPACING[1], SPACING[2], 1.0])
+    lps_aff[:3, 3] = (ras_aff @ [SHAPE[0] - 1, SHAPE[1] - 1, 0, 1])[:3]
+    a = load_volume(write(tmp_path / "ras.nii.gz", ras, ras_aff))
+    b = load_volume(write(tmp_path / "lps.nii", lps, lps_aff))
+
+    assert (a.orientation, b.orientation) == ("RAS", "LPS")
+    np.testing.assert_array_equal(a.array, b.array)
+    np.testing.assert_allclose(a.affine, b.affine, atol=1e-5)
+    assert a.array.dtype == np.float32 and a.array.shape == SHAPE
+    assert tuple(np.argwhere(b.array == 100)[0]) == MARKER
+    x, y, z = (b.affine @ [*MARKER, 1])[:3]
+    assert x < 0 and y > 0 and z > 0  # left, anterior, superior in RAS+ mm
+    assert b.spacing == SPACING
+
+
+@pytest.mark.parametrize("orientation", ["RAS", "LPS", "LAS", "PSL", "ILA"])
+def test_save_volume_round_trips_any_stored_orientation(tmp_path, orientation):
+    data = np.arange(np.prod(SHAPE), dtype=np.int16).reshape(SHAPE)
+    path = tmp_path / "v.nii.gz"
+    save_volume(path, data, ras_affine(), orientation=orientation)
+    assert "".join(nib.aff2axcodes(nib.load(path).affine)) == orientation
+    vol = load_volume(path)
+    assert vol.orientation == orientation
+    np.testing.assert_array_equal(vol.array, data)
+    np.testing.assert_allclose(vol.affine, ras_affine(), atol=1e-5)
+
+
+def test_scaled_int_data_is_returned_in_physical_units(tmp_path):
+    img = nib.Nifti1Image(np.full(SHAPE, 10, np.int16), ras_affine())
+    img.header.set_slope_inter(2.0, -5.0)
+    img.to_filename(str(tmp_path / "s.nii"))
+    assert float(load_volume(tmp_path / "s.nii").array.max()) == 15.0
+
+
+def test_4d_with_singleton_time_axis_is_squeezed(tmp_path):
+    data = marker_volume()[..., None]
+    vol = load_volume(write(tmp_path / "v4.nii.gz", data, ras_affine()))
+    assert vol.array.shape == SHAPE
+
+
+@pytest.mark.parametrize("shape", [(10, 12), (10, 12, 8, 3)])
+def test_non_3d_data_is_rejected(tmp_path, shape):
+    path = write(tmp_path / "bad.nii.gz", np.zeros(shape, np.int16), np.eye(4))
+    with pytest.raises(DatasetError, match=r"expected a 3D volume.*found shape"):
+        load_volume(path)
+
+
+def test_missing_and_empty_files(tmp_path):
+    with pytest.raises(DatasetError, match="file not found"):
+        load_volume(tmp_path / "nope.nii.gz")
+    (tmp_path / "empty.nii").write_bytes(b"")
+    with pytest.raises(DatasetError, match=r"empty\.nii: empty file"):
+        load_volume(tmp_path / "empty.nii")
+
+
+def test_truncated_gzip_is_reported(tmp_path):
+    path = write(tmp_path / "t.nii.gz", np.random.default_rng(0).integers(0, 999, SHAPE).astype(np.int16), ras_affine())
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(DatasetError, match=r"t\.nii\.gz: truncated or damaged"):
+        load_volume(path)
+
+
+def test_uncompressed_data_shorter_than_header_says(tmp_path):
+    path = write(tmp_path / "t.nii", marker_volume(), ras_affine())
+    path.write_bytes(path.read_bytes()[:-100])
+    with pytest.raises(DatasetError, match=r"truncated or damaged file: voxel data shorter"):
+        load_volume(path)
+
+
+@pytest.mark.parametrize("offset, value", [(70, 1234), (42, -5)])  # datatype code, dim[1]
+def test_corrupt_header_is_reported(tmp_path, offset, value):
+    path = write(tmp_path / "c.nii", marker_volume(), ras_affine())
+    raw = bytearray(path.read_bytes())
+    raw[offset : offset + 2] = np.int16(value).tobytes()
+    path.write_bytes(bytes(raw))
+    with pytest.raises(DatasetError, match=r"c\.nii: corrupt NIfTI header"):
+        load_volume(path)
+
+
+@pytest.mark.parametrize("name, payload", [("x.nii", b"hello world" * 50), ("x.nii.gz", b"hello world" * 50)])
+def test_not_a_nifti_file(tmp_path, name, payload):
+    (tmp_path / name).write_bytes(payload)
+    with pytest.raises(DatasetError, match="not a NIfTI file"):
+        load_volume(tmp_path / name)
+
+
+def test_gzip_of_junk_is_not_a_nifti(tmp_path):
+    (tmp_path / "j.nii.gz").write_bytes(gzip.compress(b"\x00" * 400, mtime=0))
+    with pytest.raises(DatasetError, match="not a NIfTI file"):
+        load_volume(tmp_path / "j.nii.gz")
+
+
+@pytest.mark.parametrize("bad", [np.nan, np.inf])
+def test_nan_or_inf_intensities(tmp_path, bad):
+    data = marker_volume().astype(np.float32)
+    data[1, 1, 1] = bad
+    with pytest.raises(DatasetError, match=r"1 voxels are NaN or Inf"):
+        load_volume(write(tmp_path / "n.nii.gz", data, ras_affine()))
+
+
+def test_float_binary_mask_becomes_uint8(tmp_path):
+    data = (marker_volume() > 0).astype(np.float32)
+    vol = load_label_volume(write(tmp_path / "m.nii.gz", data, ras_affine()), allowed_labels=(0, 1))
+    assert vol.array.dtype == np.uint8
+    assert set(np.unique(vol.array).tolist()) == {0, 1}
+    assert vol.array.sum() == 2
+
+
+def test_label_outside_allowed_set_is_named(tmp_path):
+    data = marker_volume().astype(np.uint8)
+    data[data == 100] = 2
+    path = write(tmp_path / "m.nii.gz", data, ras_affine())
+    with pytest.raises(DatasetError, match=r"m\.nii\.gz: unexpected label values 2, 7 in 2 voxels: expected only \[0, 1\]"):
+        load_label_volume(path, allowed_labels=(0, 1))
+    assert load_label_volume(path, allowed_labels=range(8)).array.max() == 7
+
+
+def test_non_integer_labels_are_rejected(tmp_path):
+    data = np.zeros(SHAPE, np.float32)
+    data[3, 3, 3] = 0.5
+    with pytest.raises(DatasetError, match=r"non-integer label values 0\.5"):
+        load_label_volume(write(tmp_path / "m.nii", data, ras_affine()), allowed_labels=(0, 1))
+
+
+def test_check_same_grid_accepts_float32_header_noise():
+    aff = ras_affine()
+    check_same_grid("i.nii", aff, SHAPE, "m.nii", aff + 1e-6, SHAPE)
+
+
+@pytest.mark.parametrize(
+    "shape, change, expected",
+    [
+        ((10, 12, 9), None, r"shape \(10, 12, 9\) vs image \(10, 12, 8\)"),
+        (SHAPE, "origin", r"origin shifted by 2\.5 mm"),
+        (SHAPE, "spacing", r"spacing \[1\.0, 2\.0, 4\.0\] mm vs image \[1\.0, 2\.0, 3\.0\] mm"),
+        (SHAPE, "direction", r"direction axes LAS vs image RAS"),
+    ],
+)
+def test_check_same_grid_says_what_differs(shape, change, expected):
+    aff = ras_affine()
+    other = aff.copy()
+    if change == "origin":
+        other[0, 3] += 2.5
+    elif change == "spacing":
+        other[2, 2] = 4.0
+    elif change == "direction":
+        other[0, 0] = -1.0
+    with pytest.raises(DatasetError, match=rf"m\.nii: mask does not lie on the grid of its image i\.nii: {expected}"):
+        check_same_grid("i.nii", aff, SHAPE, "m.nii", other, shape)
+
+
+def test_find_nifti_ignores_decoys_and_hidden_files_and_sorts_naturally(tmp_path):
+    for rel in ["a/p10.nii", "a/p2.NII.GZ", "a/._p2.nii.gz", "a/.hidden.nii", "__MACOSX/a/p3.nii",
+                ".git/x.nii", "a/notes.txt", "a/p1.nii.gz.bak"]:
+        (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / rel).write_bytes(b"x")
+    found = [p.relative_to(tmp_path).as_posix() for p in find_nifti(tmp_path)]
+    assert found == ["a/p2.NII.GZ", "a/p10.nii"]
+    assert nifti_stem("la_003.nii.gz") == "la_003" and nifti_stem("X.NII") == "X" and nifti_stem("x.txt") is None
+    assert sorted(["P-10", "P-9"], key=natural_key) == ["P-9", "P-10"]
+    with pytest.raises(DatasetError, match="folder not found"):
+        find_nifti(tmp_path / "missing")
