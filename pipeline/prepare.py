@@ -1,0 +1,255 @@
+"""One subject to upright, square, encoded image/mask PNG pairs, with the empty-slice filter and its counts."""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+import importlib
+import json
+import re
+from collections.abc import Iterator, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import cv2
+import numpy as np
+
+from pipeline.errors import DatasetError
+from pipeline.intensity import to_uint8
+from pipeline.masks import check_labels, encoding_lut
+from pipeline.plots import save_montage, save_split_counts
+from pipeline.resize import Placement, fit_to_square
+from pipeline.slicing import display_spacing, display_stack, foreground_per_slice
+from pipeline.split import unit_hash
+from pipeline.subject import Subject, SubjectRef
+
+MANIFEST_COLUMNS = (
+    "split", "subject", "image", "mask", "source", "slice_index", "foreground_pixels", "original_shape", "spacing",
+)
+DROP_EMPTY = "below_min_foreground"
+_SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+@dataclass
+class SliceRecord:
+    """One written pair: encoded PNG bytes and what the manifest says about it."""
+
+    slice_index: int
+    image_png: bytes
+    mask_png: bytes
+    foreground_pixels: int  # in the source slice, before resizing (the number the filter used)
+    original_shape: tuple[int, int]
+    empty_kept: bool
+
+
+@dataclass
+class PreparedSubject:
+    subject_id: str
+    records: list[SliceRecord]
+    slices_seen: int
+    dropped: dict[str, int]
+    kept_empty: int
+    placement: Placement | None
+    spacing: tuple[float, float]
+
+
+def keep_empty_slice(seed: int, subject_id: str, slice_index: int, fraction: float) -> bool:
+    """Seeded per-slice draw: the same answer whatever the worker or processing order."""
+    return fraction > 0 and unit_hash("keep-empty", seed, subject_id, slice_index) < fraction
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """PNG bytes with OpenCV's default settings (lossless, deterministic)."""
+    ok, buf = cv2.imencode(".png", array)
+    if not ok:
+        raise RuntimeError(f"cv2.imencode failed for an array of shape {array.shape}")
+    return buf.tobytes()
+
+
+def _check_subject(subject: Subject, num_classes: int) -> None:
+    source = subject.sources[0] if subject.sources else subject.subject_id
+    if not _SAFE_ID.match(subject.subject_id):
+        raise DatasetError(source, f"subject id {subject.subject_id!r} is not a safe file name; expected letters, digits, . _ -")
+    if subject.image.shape != subject.mask.shape or subject.image.ndim != 3:
+        raise DatasetError(source, f"image shape {subject.image.shape} and mask shape {subject.mask.shape} must be equal and 3D")
+    if subject.image.size and subject.image.dtype.kind == "f":
+        if not (np.isfinite(subject.image.min()) and np.isfinite(subject.image.max())):
+            raise DatasetError(source, "image holds NaN or Inf values; expected finite intensities")
+    try:
+        check_labels(subject.mask, num_classes=num_classes)
+    except ValueError as err:
+        raise DatasetError(subject.sources[-1] if subject.sources else source, str(err)) from None
+
+
+def prepare_subject(
+    subject: Subject, *, size: int, letterbox: bool, intensity: Mapping[str, Any], axis: int, channels: int,
+    min_foreground_pixels: int, keep_empty_fraction: float, seed: int, num_classes: int = 1,
+    rgb_map: Mapping[int, Sequence[int]] | None = None,
+) -> PreparedSubject:
+    """Window/normalise the whole subject once, then slice, filter, resize and encode the kept slices.
+
+    A slice is kept when its source mask has at least ``min_foreground_pixels`` foreground pixels,
+    or, being empty, when its seeded draw falls under ``keep_empty_fraction``; the others are
+    counted under ``dropped["below_min_foreground"]``. Raises DatasetError for unusable input.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, found {channels}")
+    _check_subject(subject, num_classes)
+    try:
+        grey = to_uint8(subject.image, spec=intensity)
+    except ValueError as err:
+        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, str(err)) from None
+    lut = encoding_lut(num_classes=num_classes, rgb_map=rgb_map)
+    counts = foreground_per_slice(subject.mask, layout=subject.layout, axis=axis)
+    keep, kept_empty = [], 0
+    for index, count in enumerate(counts.tolist()):
+        if count >= min_foreground_pixels:
+            keep.append(index)
+        elif keep_empty_slice(seed, subject.subject_id, index, keep_empty_fraction):
+            keep.append(index)
+            kept_empty += 1
+    if subject.layout == "stack":
+        images, masks = grey[keep], subject.mask[keep]
+    else:  # one blocked copy per volume instead of a strided gather per slice
+        images, masks = display_stack(grey, axis=axis, indices=keep), display_stack(subject.mask, axis=axis, indices=keep)
+    del grey
+    records, placement = [], None
+    for image2d, mask2d, index in zip(images, masks, keep):
+        image_sq, mask_sq, placement = fit_to_square(image2d, mask2d, size=size, letterbox=letterbox)
+        if channels == 3:
+            image_sq = cv2.cvtColor(image_sq, cv2.COLOR_GRAY2BGR)
+        encoded = cv2.LUT(mask_sq, lut) if lut.ndim == 1 else lut[mask_sq]
+        records.append(SliceRecord(
+            index, encode_png(image_sq), encode_png(encoded), int(counts[index]),
+            (int(image2d.shape[0]), int(image2d.shape[1])), int(counts[index]) < min_foreground_pixels,
+        ))
+    return PreparedSubject(
+        subject.subject_id, records, len(counts), {DROP_EMPTY: len(counts) - len(keep)}, kept_empty, placement,
+        display_spacing(subject.spacing, layout=subject.layout, axis=axis),
+    )
+
+
+@dataclass(frozen=True)
+class Task:
+    """Everything a worker process needs for one subject (picklable)."""
+
+    reader: str  # module name, imported in the worker
+    ref: SubjectRef
+    reader_options: dict
+    split: str
+    out: str
+    raw: str
+    options: dict  # prepare_subject keyword arguments
+
+
+@dataclass
+class Outcome:
+    subject_id: str
+    split: str
+    rows: list[dict] = field(default_factory=list)
+    slices_seen: int = 0
+    dropped: dict[str, int] = field(default_factory=dict)
+    kept_empty: int = 0
+    geometry: dict | None = None
+    error: str | None = None
+
+
+def relative_source(source: str, raw: str) -> str:
+    """A source path relative to the raw folder (stable manifests wherever the data lives)."""
+    prefix = str(raw).rstrip("/") + "/"
+    return source[len(prefix):] if source.startswith(prefix) else source
+
+
+def run_task(task: Task) -> Outcome:
+    """Load, prepare and write one subject's PNGs under ``<out>/<split>/``; bad input becomes ``error``."""
+    ref = task.ref
+    try:
+        subject = importlib.import_module(task.reader).load(ref, **task.reader_options)
+        prepared = prepare_subject(subject, **task.options)
+    except DatasetError as err:
+        return Outcome(ref.subject_id, task.split, error=str(err))
+    except (OSError, EOFError, ValueError) as err:  # unreadable file the reader did not wrap
+        where = ref.files[0] if ref.files else ref.subject_id
+        return Outcome(ref.subject_id, task.split, error=f"{where}: cannot read subject: {type(err).__name__}: {err}")
+    out = Path(task.out) / task.split
+    source = ";".join(relative_source(s, task.raw) for s in subject.sources)
+    rows, slices = [], {}
+    for rec in prepared.records:
+        name = f"{subject.subject_id}_{rec.slice_index:04d}.png"
+        (out / "images" / name).write_bytes(rec.image_png)
+        (out / "masks" / name).write_bytes(rec.mask_png)
+        slices[str(rec.slice_index)] = name
+        rows.append({
+            "split": task.split, "subject": subject.subject_id, "image": f"{task.split}/images/{name}",
+            "mask": f"{task.split}/masks/{name}", "source": source, "slice_index": rec.slice_index,
+            "foreground_pixels": rec.foreground_pixels, "original_shape": "x".join(map(str, rec.original_shape)),
+            "spacing": "x".join(f"{s:g}" for s in prepared.spacing),
+        })
+    geometry = {
+        "split": task.split, "layout": subject.layout, "shape": list(subject.image.shape),
+        "axis": task.options["axis"] if subject.layout == "volume" else 0,
+        "affine": None if subject.affine is None else np.asarray(subject.affine, dtype=float).round(6).tolist(),
+        "spacing": [float(s) for s in subject.spacing], "slice_names": list(subject.slice_names or []),
+        "placement": prepared.placement.to_dict() if prepared.placement else None, "slices": slices,
+    }
+    return Outcome(subject.subject_id, task.split, rows, prepared.slices_seen, prepared.dropped,
+                   prepared.kept_empty, geometry)
+
+
+def write_manifest(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(rows)
+
+
+def write_json(path: Path, data: Any) -> None:
+    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n")
+
+
+def summarize(outcomes: Sequence[Outcome], assignment: Mapping[str, str], splits: Sequence[str]) -> dict:
+    """stats.json: pairs and subjects per split, drops by reason, skipped subjects, the split assignment."""
+    done = [o for o in outcomes if o.error is None]
+    dropped: dict[str, int] = {}
+    for o in done:
+        for reason, n in o.dropped.items():
+            dropped[reason] = dropped.get(reason, 0) + n
+    return {
+        "pairs": {s: sum(len(o.rows) for o in done if o.split == s) for s in splits},
+        "subjects": {s: sum(1 for o in done if o.split == s) for s in splits},
+        "slices_seen": sum(o.slices_seen for o in done),
+        "dropped": dropped,
+        "kept_empty": sum(o.kept_empty for o in done),
+        "skipped_subjects": {o.subject_id: o.error for o in outcomes if o.error is not None},
+        "split_assignment": dict(sorted(assignment.items())),
+    }
+
+
+@contextlib.contextmanager
+def outcomes_in_order(tasks: Sequence[Task], *, jobs: int) -> Iterator[Iterator[Outcome]]:
+    """Run tasks on ``jobs`` processes (in this process for 1), yielding outcomes in task order.
+
+    Leaving early (e.g. the first error under ``on_error: fail``) cancels the subjects not started.
+    """
+    if jobs <= 1:
+        yield map(run_task, tasks)
+        return
+    with ProcessPoolExecutor(jobs) as pool:
+        try:
+            yield pool.map(run_task, tasks)
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+
+def save_pictures(reports: Path, out: Path, rows: Sequence[Mapping[str, Any]], stats: Mapping, *, title: str,
+                  samples: int = 6) -> None:
+    """Split bar chart and a montage of pairs spread evenly over the set (slices with foreground first)."""
+    save_split_counts(Path(reports) / "split_counts.png", stats["pairs"], stats["subjects"], title=title)
+    pool = [r for r in rows if r["foreground_pixels"] > 0] or list(rows)
+    picks = [pool[i * len(pool) // samples] for i in range(min(samples, len(pool)))]
+    pairs = [(cv2.imread(str(Path(out) / r["image"]), cv2.IMREAD_UNCHANGED),
+              cv2.imread(str(Path(out) / r["mask"]), cv2.IMREAD_UNCHANGED)) for r in picks]
+    save_montage(Path(reports) / "samples.png", pairs, title=f"{title} samples", columns=2,
+                 labels=[f"{r['split']}/{r['subject']}_{r['slice_index']}" for r in picks])

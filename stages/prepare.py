@@ -1,0 +1,71 @@
+"""prepare@<key>: a raw source to subject-wise split square PNG image/mask pairs, manifest, stats, pictures."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline.errors import DatasetError
+from pipeline.intensity import check_spec
+from pipeline.prepare import Task, outcomes_in_order, save_pictures, summarize, write_json, write_manifest
+from pipeline.readers import get_reader
+from pipeline.split import SPLITS, assign_splits
+from pipeline.writers import atomic_dir
+from stages.common import base_parser, dataset_params, resolve_jobs
+
+OPTIONS = ("letterbox", "intensity", "axis", "channels", "min_foreground_pixels", "keep_empty_fraction",
+           "num_classes", "rgb_map")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--raw", type=Path, required=True, help="folder holding the source as published")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write the prepared set into")
+    parser.add_argument("--reports", type=Path, help="folder for split_counts.png and samples.png")
+    parser.add_argument("--n-jobs", type=int, help="worker processes (0 = all cores); overrides n_jobs")
+    parser.add_argument("--on-error", choices=("fail", "skip"), help="overrides prepare.on_error")
+    args = parser.parse_args(argv)
+    key, params = args.dataset, dataset_params(args.dataset, args.params)
+    prep = dict(params["prepare"])
+    on_error = args.on_error or prep.get("on_error", "fail")
+    split = dict(prep.get("split", {}))
+    split_seed = int(split.pop("seed", params.get("seed", 0)))
+    options = {k: prep[k] for k in OPTIONS if k in prep}
+    options.update(size=int(params.get("image_size", 512)), seed=int(prep.get("seed", params.get("seed", 0))))
+    jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
+    try:
+        check_spec(options.setdefault("intensity", {"mode": "none"}))
+        reader = get_reader(key)
+        refs = sorted(reader.discover(args.raw, **prep.get("reader", {})), key=lambda r: r.subject_id)
+        assignment = assign_splits([r.subject_id for r in refs], split, seed=split_seed)
+        if len(assignment) != len(refs):
+            raise DatasetError(args.raw, "two subjects share one id; expected unique subject ids")
+        with atomic_dir(args.out) as tmp:
+            for name in SPLITS:
+                (tmp / name / "images").mkdir(parents=True)
+                (tmp / name / "masks").mkdir(parents=True)
+            tasks = [Task(reader.__name__, r, prep.get("reader", {}), assignment[r.subject_id], str(tmp),
+                          str(args.raw), options) for r in refs]
+            outcomes = []
+            with outcomes_in_order(tasks, jobs=min(jobs, len(tasks) or 1)) as results:
+                for outcome in tqdm(results, total=len(tasks), desc=f"prepare@{key}", unit="subject"):
+                    if outcome.error and on_error == "fail":
+                        raise SystemExit(f"prepare@{key}: {outcome.error}")
+                    outcomes.append(outcome)
+            rows = [row for o in outcomes for row in o.rows]
+            write_manifest(tmp / "manifest.csv", rows)
+            stats = summarize(outcomes, assignment, SPLITS)
+            stats["notes"] = reader.notes(args.raw) if hasattr(reader, "notes") else []  # e.g. unused files
+            write_json(tmp / "stats.json", stats)
+            write_json(tmp / "geometry.json", {o.subject_id: o.geometry for o in outcomes if o.geometry})
+            if args.reports:
+                save_pictures(args.reports, tmp, rows, stats, title=f"prepare@{key}")
+    except ValueError as err:  # DatasetError included: bad input or params, one line, no traceback
+        raise SystemExit(f"prepare@{key}: {err}") from None
+    skipped = f", skipped {len(stats['skipped_subjects'])} subjects" if stats["skipped_subjects"] else ""
+    print(f"prepare@{key}: {len(rows)} pairs {stats['pairs']}, dropped {stats['dropped']}{skipped} -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()
