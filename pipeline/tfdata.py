@@ -1,0 +1,145 @@
+"""tf.data input from a PNG image/mask set, pairing images and masks by file name.
+
+Layout: ``<split_dir>/images/<stem>.png`` and ``<split_dir>/masks/<stem>.png``. Images are 8-bit
+grey or RGB; masks are single-channel uint8, 0/255 for one class or class indices ``0..C-1``.
+
+Stable interface (evaluate and infer import it):
+    list_pairs(split_dir) -> [(stem, image_path, mask_path)] sorted by stem
+    make_dataset(split_dir, *, input_size, channels, num_classes, batch_size, shuffle, seed)
+        -> tf.data.Dataset of (image (B,S,S,channels) float32 in [0,1],
+                               mask (B,S,S,1) float32 {0,1} for one class or (B,S,S,C) one-hot)
+    load_pairs(split_dir, *, input_size, channels, num_classes=1)
+        -> (stems, images (N,S,S,channels) float32, masks (N,S,S) uint8 class indices)
+    load_images(paths, *, input_size, channels) -> images (N,S,S,channels) float32
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from pipeline.errors import DatasetError
+
+SUFFIX = ".png"
+
+
+def list_pairs(split_dir: Path) -> list[tuple[str, Path, Path]]:
+    """Every ``(stem, image, mask)`` of a split, sorted by stem; unpaired stems are an error."""
+    split_dir = Path(split_dir)
+    image_dir, mask_dir = split_dir / "images", split_dir / "masks"
+    missing = [str(d) for d in (image_dir, mask_dir) if not d.is_dir()]
+    if missing:
+        raise DatasetError(
+            split_dir, f"expected folders images/ and masks/, missing {', '.join(missing)}; "
+            "point --data at a prepared or augmented set"
+        )
+    images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() == SUFFIX}
+    masks = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() == SUFFIX}
+    problems = []
+    if only_images := sorted(images.keys() - masks.keys()):
+        problems.append(f"{len(only_images)} image(s) without a mask: {', '.join(only_images[:10])}")
+    if only_masks := sorted(masks.keys() - images.keys()):
+        problems.append(f"{len(only_masks)} mask(s) without an image: {', '.join(only_masks[:10])}")
+    if problems:
+        raise DatasetError(split_dir, "; ".join(problems) + "; every image needs a mask of the same name")
+    if not images:
+        raise DatasetError(split_dir, f"no {SUFFIX} images found in {image_dir}; expected at least one pair")
+    return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
+
+
+def _decode_image(path: tf.Tensor, input_size: int | None, channels: int) -> tf.Tensor:
+    """PNG -> (S, S, channels) float32 in [0, 1]; grey/RGB converted to ``channels``."""
+    image = tf.io.decode_png(tf.io.read_file(path), channels=channels, dtype=tf.uint8)
+    image = tf.cast(image, tf.float32) / 255.0
+    if input_size:
+        image = tf.image.resize(image, (input_size, input_size), method="bilinear", antialias=True)
+        image = tf.clip_by_value(image, 0.0, 1.0)
+    return image
+
+
+def _decode_mask(path: tf.Tensor, input_size: int | None, num_classes: int) -> tf.Tensor:
+    """PNG -> (S, S, 1) uint8 class indices; one class (or binary as 2) means any value > 0."""
+    mask = tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint8)
+    if input_size:
+        mask = tf.image.resize(mask, (input_size, input_size), method="nearest")
+    if num_classes <= 2:
+        mask = tf.cast(mask > 0, tf.uint8)
+    return mask
+
+
+def _encode_target(mask: tf.Tensor, num_classes: int) -> tf.Tensor:
+    if num_classes == 1:
+        return tf.cast(mask, tf.float32)
+    return tf.one_hot(tf.cast(mask[..., 0], tf.int32), num_classes, dtype=tf.float32)
+
+
+def make_dataset(
+    split_dir: Path,
+    *,
+    input_size: int | None,
+    channels: int,
+    num_classes: int = 1,
+    batch_size: int = 8,
+    shuffle: bool = False,
+    seed: int = 0,
+    cache: bool = True,
+) -> tf.data.Dataset:
+    """Batches of ``(image, target)`` for ``model.fit``; see the module docstring for shapes.
+
+    Pairs are formed from file names before anything is decoded, so shuffling moves image and
+    mask together. Decoded pairs are cached in memory (the sets here are small); the order is
+    reshuffled each epoch from ``seed``.
+    """
+    pairs = list_pairs(split_dir)
+    ds = tf.data.Dataset.from_tensor_slices(
+        ([str(p[1]) for p in pairs], [str(p[2]) for p in pairs])
+    )
+    ds = ds.map(
+        lambda i, m: (
+            _decode_image(i, input_size, channels),
+            _encode_target(_decode_mask(m, input_size, num_classes), num_classes),
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    if cache:
+        ds = ds.cache()
+    if shuffle:
+        ds = ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+    return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
+
+
+def load_pairs(
+    split_dir: Path, *, input_size: int | None, channels: int, num_classes: int = 1
+) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """A whole split in memory, decoded exactly as training sees it.
+
+    Returns ``(stems, images, masks)``: images ``(N, S, S, channels)`` float32 in [0, 1],
+    masks ``(N, S, S)`` uint8 class indices (0/1 for one class), in stem order.
+    """
+    pairs = list_pairs(split_dir)
+    ds = tf.data.Dataset.from_tensor_slices(
+        ([str(p[1]) for p in pairs], [str(p[2]) for p in pairs])
+    ).map(
+        lambda i, m: (
+            _decode_image(i, input_size, channels),
+            _decode_mask(m, input_size, num_classes)[..., 0],
+        ),
+        num_parallel_calls=tf.data.AUTOTUNE,
+        deterministic=True,
+    )
+    images, masks = zip(*ds.as_numpy_iterator())
+    return [p[0] for p in pairs], np.stack(images), np.stack(masks)
+
+
+def load_images(paths: Sequence[Path], *, input_size: int | None, channels: int) -> np.ndarray:
+    """Images only (for inference), decoded as in training: ``(N, S, S, channels)`` float32."""
+    if not paths:
+        raise DatasetError("<images>", "no image paths given; expected at least one .png")
+    ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths]).map(
+        lambda i: _decode_image(i, input_size, channels)
+    )
+    return np.stack(list(ds.as_numpy_iterator()))

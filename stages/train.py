@@ -1,0 +1,79 @@
+"""train@<key>: fit the seeds' UNet on a PNG set, logging curves and snapshots with dvclive."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import keras
+import numpy as np
+import tensorflow as tf
+from dvclive import Live
+from dvclive.keras import DVCLiveCallback
+
+from models.losses import get_loss
+from models.metrics import default_metrics
+from models.training import EpochSnapshots, make_optimizer
+from models.unet import build_unet
+from pipeline.tfdata import load_pairs, make_dataset
+from stages.common import base_parser, dataset_params
+
+ARCH = ("channels", "num_classes", "base_filters", "base_kernels", "num_layers", "dilation",
+        "dropout_rate", "batch_norm")
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--data", type=Path, required=True, help="set with train/ and valid/ splits")
+    parser.add_argument("--out", type=Path, required=True, help="folder for model.keras and live/")
+    args = parser.parse_args(argv)
+    p = dataset_params(args.dataset, args.params)["train"]
+
+    keras.utils.set_random_seed(p["seed"])
+    if p.get("mixed_precision"):
+        keras.mixed_precision.set_global_policy("mixed_float16")
+    gpus = tf.config.list_physical_devices("GPU")
+    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
+
+    shape = dict(input_size=p["input_size"], channels=p["channels"], num_classes=p["num_classes"])
+    batch = p["batch_size"] * strategy.num_replicas_in_sync
+    train = make_dataset(args.data / "train", **shape, batch_size=batch, shuffle=True, seed=p["seed"])
+    valid = make_dataset(args.data / "valid", **shape, batch_size=batch)
+    stems, images, masks = load_pairs(args.data / "valid", **shape)
+    pick = np.unique(np.linspace(0, len(stems) - 1, min(p["snapshot_images"], len(stems))).astype(int))
+
+    with strategy.scope():
+        model = build_unet(p["input_size"], *(p[k] for k in ARCH))
+        model.compile(
+            optimizer=make_optimizer(p["optimizer"], learning_rate=p["learning_rate"],
+                                     clipvalue=p.get("clipvalue")),
+            loss=get_loss(p["loss"], num_classes=p["num_classes"]),
+            metrics=default_metrics(),
+        )
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    live = Live(dir=str(args.out / "live"), dvcyaml=False, save_dvc_exp=False)
+    callbacks = [
+        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", **p["reduce_lr"], verbose=1),
+        keras.callbacks.EarlyStopping(monitor="val_loss", patience=p["early_stopping_patience"],
+                                      restore_best_weights=True),
+        keras.callbacks.ModelCheckpoint(args.out / "model.keras", monitor="val_loss",
+                                        save_best_only=True),
+        EpochSnapshots([stems[i] for i in pick], images[pick], masks[pick],
+                       log=lambda stem, epoch, panel: live.log_image(f"{stem}/{epoch}.png", panel)),
+        DVCLiveCallback(live=live),  # last: it advances the dvclive step
+    ]
+    history = model.fit(train, validation_data=valid, epochs=p["epochs"], callbacks=callbacks,
+                        shuffle=False, verbose=2).history
+
+    best = int(np.argmin(history["val_loss"]))
+    # Validation figures of the epoch whose weights model.keras holds (dvclive's own are the last).
+    live.summary["best"] = {"step": best, **{k[4:]: float(v[best]) for k, v in history.items()
+                                              if k.startswith("val_")}}
+    live.make_summary()
+    print(f"train@{args.dataset}: {len(history['loss'])} epochs, best epoch {best + 1}: "
+          f"val_dice {history['val_dice'][best]:.3f}, val_loss {history['val_loss'][best]:.4f}; "
+          f"wrote {args.out / 'model.keras'} ({model.count_params():,} parameters)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""pipeline.tfdata: pairing by name (never by position), decoding, shapes and values."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import cv2
+import numpy as np
+import pytest
+
+from pipeline.errors import DatasetError
+from pipeline.tfdata import list_pairs, load_images, load_pairs, make_dataset
+
+
+def write_set(split_dir: Path, ids: list[int], *, size: int = 16, rgb: bool = False) -> None:
+    """Each image is filled with its id; its mask has its foreground in the first ``id`` rows."""
+    (split_dir / "images").mkdir(parents=True, exist_ok=True)
+    (split_dir / "masks").mkdir(parents=True, exist_ok=True)
+    for i in ids:
+        image = np.full((size, size, 3) if rgb else (size, size), 10 * i, np.uint8)
+        mask = np.zeros((size, size), np.uint8)
+        mask[:i] = 255
+        cv2.imwrite(str(split_dir / "images" / f"p{i:02d}_{i:03d}.png"), image)
+        cv2.imwrite(str(split_dir / "masks" / f"p{i:02d}_{i:03d}.png"), mask)
+
+
+def _ids_from(images: np.ndarray, masks: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    image_ids = np.rint(images[:, 0, 0, 0] * 255 / 10).astype(int)
+    mask_ids = masks.reshape(len(masks), masks.shape[1], -1).max(axis=2).sum(axis=1).astype(int)
+    return image_ids, mask_ids
+
+
+def test_shuffled_batches_never_mismatch(tmp_path, monkeypatch):
+    ids = list(range(1, 13))
+    write_set(tmp_path, ids)
+    real_iterdir = Path.iterdir
+    # A directory listing in an odd order must not matter: pairs come from names.
+    monkeypatch.setattr(Path, "iterdir", lambda self: iter(sorted(real_iterdir(self), reverse="mask" in self.name)))
+    ds = make_dataset(tmp_path, input_size=None, channels=1, batch_size=5, shuffle=True, seed=3)
+    seen = []
+    for epoch in range(2):
+        for images, masks in ds:
+            image_ids, mask_ids = _ids_from(np.asarray(images), np.asarray(masks))
+            np.testing.assert_array_equal(image_ids, mask_ids)
+            seen.extend(image_ids.tolist())
+    assert sorted(seen[:12]) == ids and seen[:12] != seen[12:]  # shuffled, reshuffled each epoch
+
+
+def test_shuffle_is_seeded(tmp_path):
+    write_set(tmp_path, list(range(1, 10)))
+
+    def order(seed):
+        ds = make_dataset(tmp_path, input_size=None, channels=1, batch_size=9, shuffle=True, seed=seed)
+        return [_ids_from(np.asarray(x), np.asarray(y))[0].tolist() for x, y in ds.take(1)]
+
+    assert order(1) == order(1)
+    assert order(1) != order(2)
+
+
+def test_unpaired_stems_are_named(tmp_path):
+    write_set(tmp_path, [1, 2, 3])
+    os.remove(tmp_path / "masks" / "p02_002.png")
+    cv2.imwrite(str(tmp_path / "masks" / "orphan.png"), np.zeros((4, 4), np.uint8))
+    with pytest.raises(DatasetError, match=r"1 image\(s\) without a mask: p02_002.*1 mask\(s\) without an image: orphan"):
+        list_pairs(tmp_path)
+
+
+def test_missing_folders_and_empty_set(tmp_path):
+    with pytest.raises(DatasetError, match="expected folders images/ and masks/"):
+        list_pairs(tmp_path)
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    with pytest.raises(DatasetError, match="no .png images found"):
+        list_pairs(tmp_path)
+
+
+@pytest.mark.parametrize(("rgb", "channels"), [(False, 1), (False, 3), (True, 1), (True, 3)])
+def test_values_shapes_and_channels(tmp_path, rgb, channels):
+    write_set(tmp_path, [4, 8], size=16, rgb=rgb)
+    stems, images, masks = load_pairs(tmp_path, input_size=8, channels=channels)
+    assert stems == ["p04_004", "p08_008"]
+    assert images.shape == (2, 8, 8, channels) and images.dtype == np.float32
+    np.testing.assert_allclose(images[:, 0, 0, 0], [40 / 255, 80 / 255], atol=1e-6)
+    assert masks.shape == (2, 8, 8) and masks.dtype == np.uint8
+    assert set(np.unique(masks)) == {0, 1}  # nearest only: no in-between labels
+    assert masks[0].sum() == 2 * 8 and masks[1].sum() == 4 * 8  # 4 and 8 of 16 rows, halved
+
+
+def test_one_hot_targets_for_several_classes(tmp_path):
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    mask = np.array([[0, 1], [2, 2]], np.uint8)
+    cv2.imwrite(str(tmp_path / "images" / "a_0.png"), np.zeros((2, 2), np.uint8))
+    cv2.imwrite(str(tmp_path / "masks" / "a_0.png"), mask)
+    (x, y), = make_dataset(tmp_path, input_size=4, channels=1, num_classes=3, batch_size=1)
+    y = np.asarray(y)
+    assert y.shape == (1, 4, 4, 3)
+    np.testing.assert_array_equal(y[0].argmax(-1), np.kron(mask, np.ones((2, 2), int)))
+    np.testing.assert_array_equal(y.sum(-1), 1)
+
+
+def test_binary_as_two_classes_reads_0_255(tmp_path):
+    write_set(tmp_path, [3], size=8)
+    (x, y), = make_dataset(tmp_path, input_size=None, channels=1, num_classes=2, batch_size=1)
+    assert np.asarray(y)[0, :, :, 1].sum() == 3 * 8
+
+
+def test_load_images_matches_load_pairs(tmp_path):
+    write_set(tmp_path, [2, 5], rgb=True)
+    _, images, _ = load_pairs(tmp_path, input_size=8, channels=3)
+    paths = sorted((tmp_path / "images").iterdir())
+    np.testing.assert_array_equal(load_images(paths, input_size=8, channels=3), images)
