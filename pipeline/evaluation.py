@@ -1,0 +1,176 @@
+"""Segmentation metrics on numpy label maps: per image, per subject, and the seeds' batch Dice."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+__all__ = [
+    "Counts",
+    "counts",
+    "dice_from",
+    "iou_from",
+    "precision_from",
+    "recall_from",
+    "image_scores",
+    "seeds_dice_terms",
+    "seeds_dice",
+    "surface_distances",
+    "hd95",
+]
+
+
+@dataclass(frozen=True)
+class Counts:
+    """Pixel confusion counts of one foreground class; they add up over slices of a subject."""
+
+    tp: int = 0
+    fp: int = 0
+    fn: int = 0
+
+    def __add__(self, other: Counts) -> Counts:
+        return Counts(self.tp + other.tp, self.fp + other.fp, self.fn + other.fn)
+
+    @property
+    def empty_empty(self) -> bool:
+        """Neither mask has this class: Dice and IoU are 1 by convention, but worth counting apart."""
+        return self.tp + self.fp + self.fn == 0
+
+
+def _check_pair(pred: np.ndarray, truth: np.ndarray) -> None:
+    if pred.shape != truth.shape:
+        raise ValueError(f"prediction shape {pred.shape} differs from ground truth shape {truth.shape}")
+
+
+def counts(pred: np.ndarray, truth: np.ndarray, *, label: int = 1) -> Counts:
+    """TP/FP/FN of class ``label`` between two label maps of the same shape (class indices)."""
+    _check_pair(pred, truth)
+    p = pred == label
+    t = truth == label
+    tp = int(np.count_nonzero(p & t))
+    return Counts(tp=tp, fp=int(np.count_nonzero(p)) - tp, fn=int(np.count_nonzero(t)) - tp)
+
+
+def dice_from(c: Counts) -> float:
+    """2TP / (2TP + FP + FN); 1.0 when both masks are empty."""
+    return 1.0 if c.empty_empty else 2 * c.tp / (2 * c.tp + c.fp + c.fn)
+
+
+def iou_from(c: Counts) -> float:
+    """TP / (TP + FP + FN); 1.0 when both masks are empty."""
+    return 1.0 if c.empty_empty else c.tp / (c.tp + c.fp + c.fn)
+
+
+def precision_from(c: Counts) -> float:
+    """TP / (TP + FP); NaN when nothing was predicted (undefined, not perfect)."""
+    return c.tp / (c.tp + c.fp) if c.tp + c.fp else float("nan")
+
+
+def recall_from(c: Counts) -> float:
+    """TP / (TP + FN); NaN when the ground truth is empty."""
+    return c.tp / (c.tp + c.fn) if c.tp + c.fn else float("nan")
+
+
+def image_scores(pred: np.ndarray, truth: np.ndarray, *, num_classes: int = 2) -> dict[str, float]:
+    """Foreground scores of one image: Dice, IoU, precision, recall and ``empty_empty`` (0/1).
+
+    ``num_classes`` counts background, so one foreground class is 2. With several foreground
+    classes, each class gets ``dice_<c>``/``iou_<c>`` and ``dice``/``iou`` average the classes
+    present in either mask (an image with no foreground anywhere scores 1 and is flagged
+    ``empty_empty``); precision/recall pool all foreground classes.
+    """
+    _check_pair(pred, truth)
+    per_class = {c: counts(pred, truth, label=c) for c in range(1, max(2, num_classes))}
+    present = [c for c, k in per_class.items() if not k.empty_empty]
+    total = sum(per_class.values(), Counts())
+    out: dict[str, float] = {
+        "dice": float(np.mean([dice_from(per_class[c]) for c in present])) if present else 1.0,
+        "iou": float(np.mean([iou_from(per_class[c]) for c in present])) if present else 1.0,
+        "precision": precision_from(total),
+        "recall": recall_from(total),
+        "empty_empty": float(not present),
+        "tp": total.tp,
+        "fp": total.fp,
+        "fn": total.fn,
+    }
+    if len(per_class) > 1:
+        for c, k in per_class.items():
+            out[f"dice_{c}"] = dice_from(k)
+            out[f"iou_{c}"] = iou_from(k)
+    return out
+
+
+def seeds_dice_terms(prob: np.ndarray, truth: np.ndarray, *, num_classes: int) -> np.ndarray:
+    """Sums the seeds' ``dice_coef`` needs: ``[sum(y_true * y_pred), sum(y_true) + sum(y_pred)]``.
+
+    Like the seeds, background is one of the channels and every pixel of every image is pooled, so
+    the terms add up over batches. ``prob`` is ``(..., H, W)`` sigmoid foreground probabilities
+    for one class (``num_classes <= 2``) or ``(..., H, W, C)`` softmax probabilities; ``truth``
+    holds class indices of shape ``(..., H, W)``.
+    """
+    prob = np.asarray(prob, dtype=np.float64)
+    if num_classes <= 2 and prob.shape == truth.shape:
+        prob = np.stack([1.0 - prob, prob], axis=-1)
+    n = prob.shape[-1]
+    if prob.shape[:-1] != truth.shape:
+        raise ValueError(f"probabilities {prob.shape} do not match ground truth {truth.shape} + classes")
+    onehot = np.eye(n, dtype=np.float64)[np.clip(truth, 0, n - 1)]
+    return np.array([float((onehot * prob).sum()), float(onehot.sum() + prob.sum())])
+
+
+def seeds_dice(terms: np.ndarray, *, smooth: float = 1.0) -> float:
+    """The seeds' background-inclusive batch Dice from summed ``seeds_dice_terms``."""
+    return float((2.0 * terms[0] + smooth) / (terms[1] + smooth))
+
+
+def _to_sitk(mask: np.ndarray, spacing: Sequence[float] | None) -> sitk.Image:
+    img = sitk.GetImageFromArray(mask.astype(np.uint8))
+    if spacing is not None:
+        img.SetSpacing(tuple(float(s) for s in reversed(spacing)))  # numpy (row, col) -> ITK (x, y)
+    return img
+
+
+def surface_distances(
+    pred: np.ndarray, truth: np.ndarray, *, label: int = 1, spacing: Sequence[float] | None = None
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """Distances from each boundary pixel of one mask to the other mask's boundary, both ways.
+
+    Returns ``(pred_to_truth, truth_to_pred)`` in pixels (or in the units of ``spacing``, given
+    per numpy axis), or None when either mask lacks ``label`` (the distance is undefined there).
+    Works for 2D slices and 3D volumes; boundaries come from SimpleITK's LabelContour and
+    distances from its SignedMaurerDistanceMap.
+    """
+    _check_pair(pred, truth)
+    # A background frame, so an object touching the image edge has its boundary there too
+    # (LabelContour finds none for a mask that fills the whole image).
+    p = np.pad(pred == label, 1).astype(np.uint8)
+    t = np.pad(truth == label, 1).astype(np.uint8)
+    if not p.any() or not t.any():
+        return None
+    out = []
+    for a, b in ((p, t), (t, p)):
+        contour = sitk.GetArrayFromImage(sitk.LabelContour(_to_sitk(a, spacing))) > 0
+        dist = sitk.SignedMaurerDistanceMap(
+            _to_sitk(b, spacing), insideIsPositive=False, squaredDistance=False, useImageSpacing=True
+        )
+        # |map| is the distance to b's boundary pixels (0 on them, as LabelContour draws them).
+        out.append(np.abs(sitk.GetArrayFromImage(dist))[contour].astype(np.float64))
+    return out[0], out[1]
+
+
+def hd95(distances: Iterable[tuple[np.ndarray, np.ndarray] | None]) -> float:
+    """Symmetric 95th-percentile Hausdorff distance over pooled surface distances.
+
+    ``distances`` are ``surface_distances`` results, e.g. of all slices of one subject; None
+    entries (a mask empty in that slice) are skipped. The larger of the two directed 95th
+    percentiles is returned (as MedPy and MONAI do); NaN when nothing is left.
+    """
+    pairs = [d for d in distances if d is not None and d[0].size and d[1].size]
+    if not pairs:
+        return float("nan")
+    a = np.concatenate([p[0] for p in pairs])
+    b = np.concatenate([p[1] for p in pairs])
+    return float(max(np.percentile(a, 95), np.percentile(b, 95)))

@@ -1,0 +1,66 @@
+"""Predicted 2D slices back into a subject's NIfTI label volume, aligned with the source volume."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+
+import nibabel as nib
+import numpy as np
+
+from pipeline.errors import DatasetError
+from pipeline.resize import Placement, restore_mask
+from pipeline.slicing import from_display
+
+
+def rebuild_volume(slices: Mapping[int, np.ndarray], *, shape: tuple[int, int, int], axis: int,
+                   placement: Placement | None) -> np.ndarray:
+    """Stack predicted display slices into an ``(X, Y, Z)`` RAS+ uint8 label volume.
+
+    Each ``slices[index]`` is a square label map on the prepared grid: the letterbox/resize is
+    undone with ``restore_mask`` (nearest only), the display orientation with ``from_display``,
+    and it lands at ``index`` along ``axis``. Slices not given stay 0 (background).
+    """
+    if len(shape) != 3:
+        raise ValueError(f"expected a 3D volume shape, found {tuple(shape)}")
+    volume = np.zeros(tuple(int(s) for s in shape), dtype=np.uint8)
+    plane = tuple(s for i, s in enumerate(volume.shape) if i != axis)
+    for index, mask in sorted(slices.items()):
+        if not 0 <= index < volume.shape[axis]:
+            raise ValueError(f"slice index {index} outside 0..{volume.shape[axis] - 1} along axis {axis}")
+        ras = from_display(restore_mask(mask, placement) if placement is not None else mask, axis=axis)
+        if ras.shape != plane:
+            raise ValueError(f"slice {index} restores to {ras.shape}, the volume's slices are {plane}")
+        target = [slice(None)] * 3
+        target[axis] = index
+        volume[tuple(target)] = ras
+    return volume
+
+
+def volume_from_geometry(entry: Mapping, predictions: Mapping[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray] | None:
+    """``(volume, affine)`` for one ``geometry.json`` entry, or None for 2D sources / no predicted slice.
+
+    ``entry`` is what prepare writes per subject (layout, shape, axis, affine, placement and
+    ``slices``: slice index -> PNG name); ``predictions`` maps PNG names to square label maps.
+    """
+    if entry.get("layout") != "volume" or entry.get("affine") is None:
+        return None
+    found = {int(i): predictions[name] for i, name in entry.get("slices", {}).items() if name in predictions}
+    if not found:
+        return None
+    placement = Placement.from_dict(entry["placement"]) if entry.get("placement") else None
+    volume = rebuild_volume(found, shape=tuple(entry["shape"][:3]), axis=int(entry["axis"]), placement=placement)
+    return volume, np.asarray(entry["affine"], dtype=np.float64)
+
+
+def save_nifti(path: Path, volume: np.ndarray, affine: np.ndarray) -> None:
+    """Write a uint8 label volume with ``affine`` as both qform and sform, so viewers overlay it."""
+    affine = np.asarray(affine, dtype=np.float64)
+    if affine.shape != (4, 4):
+        raise DatasetError(path, f"expected a 4x4 affine, found shape {affine.shape}")
+    img = nib.Nifti1Image(volume.astype(np.uint8), affine)
+    img.set_qform(affine, code=1)
+    img.set_sform(affine, code=1)
+    img.header.set_intent("label")
+    Path(path).parent.mkdir(parents=True, exist_ok=True)
+    nib.save(img, str(path))

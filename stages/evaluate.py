@@ -1,0 +1,74 @@
+"""evaluate@<key>: score the trained model on the prepared test split (never augmented)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.overlay import error_overlay, save_rgb
+from pipeline.predict import load_model, read_image
+from pipeline.scoring import score_split, subjects_from_manifest
+from pipeline.tfdata import list_pairs
+from pipeline.writers import atomic_dir
+from stages.common import base_parser, dataset_params
+
+
+def _clean(value):
+    """JSON has no NaN: undefined scores (e.g. HD95 with no non-empty pair) become null."""
+    if isinstance(value, float):
+        return None if math.isnan(value) else round(value, 6)
+    return value
+
+
+def _write_csv(path: Path, rows: list[dict]) -> None:
+    with open(path, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows({k: _clean(v) for k, v in r.items()} for r in rows)
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--data", type=Path, required=True, help="prepared set (its test/ split is scored)")
+    parser.add_argument("--model", type=Path, required=True, help="trained .keras model")
+    parser.add_argument("--out", type=Path, required=True, help="folder for eval.json and the CSVs")
+    parser.add_argument("--reports", type=Path, required=True, help="folder for overlays/")
+    parser.add_argument("--split", default="test", help="split to score (default: test)")
+    args = parser.parse_args(argv)
+    params = dataset_params(args.dataset, args.params)
+    train, opts = params["train"], params["evaluate"]
+
+    split_dir = args.data / args.split
+    stems = [p[0] for p in list_pairs(split_dir)]
+    n_over = min(int(opts.get("overlays", 0)), len(stems))
+    keep = {stems[i] for i in np.unique(np.linspace(0, len(stems) - 1, n_over).astype(int))} if n_over else set()
+    model = load_model(args.model)
+    scores = score_split(
+        model, split_dir, subjects=subjects_from_manifest(args.data), input_size=train["input_size"],
+        channels=train["channels"], num_classes=train["num_classes"], threshold=opts["threshold"],
+        batch_size=train.get("batch_size", 8), keep=keep, progress=tqdm,
+    )
+
+    with atomic_dir(args.out) as out:
+        (out / "eval.json").write_text(json.dumps({k: _clean(v) for k, v in scores.summary.items()}, indent=2) + "\n")
+        _write_csv(out / "per_image.csv", scores.images)
+        _write_csv(out / "per_subject.csv", scores.subjects)
+    with atomic_dir(args.reports) as reports:
+        (reports / "overlays").mkdir()
+        for stem, (image_path, truth, pred) in sorted(scores.kept.items()):
+            save_rgb(reports / "overlays" / f"{stem}.png", error_overlay(read_image(image_path), pred, truth))
+
+    s = scores.summary
+    print(f"evaluate@{args.dataset}: {s['n_images']} {args.split} images of {s['n_subjects']} subjects: "
+          f"dice {s['dice']:.3f} (per subject {s['dice_subject']:.3f}, seeds-style {s['dice_seeds_style']:.3f}), "
+          f"iou {s['iou']:.3f}, hd95 {s['hd95']:.1f} px, {s['n_empty_empty']} empty-vs-empty; "
+          f"wrote {args.out / 'eval.json'}")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,75 @@
+"""infer@<key>: predict masks for a folder of PNG images; pictures, and NIfTI volumes for volumetric sources."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from pipeline.errors import DatasetError
+from pipeline.overlay import blend, colorize, save_rgb, triptych
+from pipeline.predict import (load_model, predict_array, probs_to_labels, read_image, read_mask, resize_labels,
+                              write_mask)
+from pipeline.tfdata import load_images
+from pipeline.volume import save_nifti, volume_from_geometry
+from pipeline.writers import atomic_dir
+from stages.common import base_parser, dataset_params
+
+CHUNK = 64      # images decoded at a time, so any folder size fits in memory
+MONTAGE_ROWS = 6
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--images", type=Path, required=True, help="folder of .png images")
+    parser.add_argument("--model", type=Path, required=True, help="trained .keras model")
+    parser.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
+    parser.add_argument("--prepared", type=Path, help="prepared set whose geometry.json rebuilds volumes")
+    args = parser.parse_args(argv)
+    p = dataset_params(args.dataset, args.params)
+    train, threshold, classes = p["train"], p["evaluate"]["threshold"], p["train"]["num_classes"]
+
+    paths = sorted(q for q in args.images.glob("*.png")) if args.images.is_dir() else []
+    if not paths:
+        raise DatasetError(args.images, "no .png images found; expected a folder of PNG slices")
+    truth_dir = args.images.parent / "masks"
+    geometry_file = args.prepared / "geometry.json" if args.prepared else None
+    if geometry_file is not None and not geometry_file.is_file():
+        raise DatasetError(geometry_file, "not found; --prepared must be a set written by stages.prepare")
+    model = load_model(args.model)
+    picks = {int(i) for i in np.linspace(0, len(paths) - 1, min(MONTAGE_ROWS, len(paths)))}
+    rows = []
+    with atomic_dir(args.out) as out:
+        for start in tqdm(range(0, len(paths), CHUNK), desc=f"infer@{args.dataset}", unit="chunk"):
+            chunk = paths[start:start + CHUNK]
+            x = load_images(chunk, input_size=train["input_size"], channels=train["channels"])
+            probs = np.concatenate([pr for _, pr in predict_array(model, x, batch_size=train.get("batch_size", 8))])
+            for j, (path, small) in enumerate(zip(chunk, probs_to_labels(probs, threshold=threshold))):
+                image = read_image(path)
+                labels = resize_labels(small, image.shape[:2])
+                write_mask(out / "masks" / path.name, labels, num_classes=classes)
+                save_rgb(out / "colour" / path.name, colorize(labels))
+                save_rgb(out / "overlays" / path.name, blend(image, labels))
+                if start + j in picks:
+                    gt = truth_dir / path.name
+                    rows.append((image, read_mask(gt, num_classes=classes) if gt.is_file() else None, labels))
+        save_rgb(out / "montage.png", triptych(rows))
+        volumes = 0
+        if geometry_file is not None:
+            for subject, entry in sorted(json.loads(geometry_file.read_text()).items()):
+                if entry.get("layout") != "volume":  # 2D sources have no volume to rebuild
+                    continue
+                written = [out / "masks" / n for n in entry.get("slices", {}).values()]
+                built = volume_from_geometry(
+                    entry, {m.name: read_mask(m, num_classes=classes) for m in written if m.is_file()})
+                if built is not None:
+                    save_nifti(out / "volumes" / f"{subject}.nii.gz", *built)
+                    volumes += 1
+    print(f"infer@{args.dataset}: {len(paths)} images -> {args.out}/masks, colour, overlays, montage.png"
+          + (f"; {volumes} NIfTI volume(s) in {args.out}/volumes" if geometry_file is not None else ""))
+
+
+if __name__ == "__main__":
+    main()

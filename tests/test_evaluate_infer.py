@@ -1,0 +1,197 @@
+"""evaluate and infer stages on a tiny prepared set written here, with tiny Keras models."""
+
+from __future__ import annotations
+
+import csv
+import json
+
+import cv2
+import keras
+import nibabel as nib
+import numpy as np
+import pytest
+import yaml
+
+from models.losses import bce_dice_loss
+from models.unet import build_unet
+from stages import evaluate, infer
+
+SIZE = 40
+AFFINE = [[-0.9, 0.0, 0.0, 20.0], [0.0, 0.9, 0.0, -5.0], [0.0, 0.0, 3.0, 7.5], [0.0, 0.0, 0.0, 1.0]]
+
+
+def _square(top, left, size):
+    m = np.zeros((SIZE, SIZE), np.uint8)
+    m[top:top + size, left:left + size] = 255
+    return m
+
+
+@pytest.fixture
+def prepared(tmp_path):
+    """test/ split: subject 'vol' (3 slices of a volume, one empty) and 'flat' (2 slices of a 2D stack)."""
+    root = tmp_path / "prepared"
+    masks = {"vol_0001": _square(4, 4, 10), "vol_0002": _square(6, 8, 12),
+             "vol_0003": np.zeros((SIZE, SIZE), np.uint8),
+             "flat_0000": _square(20, 20, 8), "flat_0001": _square(2, 24, 14)}
+    rows = []
+    for stem, mask in masks.items():
+        for kind in ("images", "masks"):
+            (root / "test" / kind).mkdir(parents=True, exist_ok=True)
+            cv2.imwrite(str(root / "test" / kind / f"{stem}.png"), mask)  # image = mask: a perfect model exists
+        subject, index = stem.split("_")
+        rows.append({"split": "test", "subject": subject, "image": f"test/images/{stem}.png",
+                     "mask": f"test/masks/{stem}.png", "slice_index": int(index)})
+    with open(root / "manifest.csv", "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
+        writer.writeheader()
+        writer.writerows(rows)
+    placement = {"original": [SIZE, SIZE], "scaled": [SIZE, SIZE], "offset": [0, 0], "size": SIZE}
+    geometry = {
+        "vol": {"split": "test", "layout": "volume", "shape": [SIZE, SIZE, 5], "axis": 2, "affine": AFFINE,
+                "placement": placement, "slices": {str(i): f"vol_{i:04d}.png" for i in (1, 2, 3)}},
+        "flat": {"split": "test", "layout": "stack", "shape": [2, SIZE, SIZE], "axis": 0, "affine": None,
+                 "placement": placement, "slices": {"0": "flat_0000.png", "1": "flat_0001.png"}},
+    }
+    (root / "geometry.json").write_text(json.dumps(geometry))
+    return root
+
+
+def _params(tmp_path, *, input_size, overlays=2):
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump({"datasets": {"tiny": {
+        "train": {"input_size": input_size, "channels": 1, "num_classes": 1, "batch_size": 2},
+        "evaluate": {"threshold": 0.5, "overlays": overlays}}}}))
+    return path
+
+
+def _identity_model(tmp_path):
+    """Predicts the image itself: with image == mask every score is perfect."""
+    inp = keras.Input((SIZE, SIZE, 1))
+    out = keras.layers.Conv2D(1, 1, use_bias=False, kernel_initializer="ones")(inp)
+    model = keras.Model(inp, out)
+    model.compile(loss="binary_crossentropy")
+    path = tmp_path / "identity.keras"
+    model.save(path)
+    return path
+
+
+def _tiny_unet(tmp_path, prepared):
+    keras.utils.set_random_seed(0)
+    model = build_unet(16, 1, 1, 4, (3, 3), 2, (1, 1), 0.0)
+    model.compile(optimizer="adam", loss=bce_dice_loss)
+    x = np.stack([cv2.resize(cv2.imread(str(p), 0), (16, 16)) for p in sorted((prepared / "test/images").glob("*.png"))])
+    x = x[..., None].astype("float32") / 255
+    model.fit(x, (x > 0.5).astype("float32"), epochs=2, verbose=0)
+    path = tmp_path / "unet.keras"
+    model.save(path)
+    return path
+
+
+def _run_evaluate(tmp_path, prepared, model, params):
+    out, reports = tmp_path / "metrics", tmp_path / "reports"
+    evaluate.main(["--dataset", "tiny", "--params", str(params), "--data", str(prepared), "--model", str(model),
+                   "--out", str(out), "--reports", str(reports)])
+    return out, reports
+
+
+def test_evaluate_perfect_model_scores_exactly(tmp_path, prepared):
+    out, reports = _run_evaluate(tmp_path, prepared, _identity_model(tmp_path), _params(tmp_path, input_size=SIZE))
+    result = json.loads((out / "eval.json").read_text())
+    assert result["dice"] == result["iou"] == result["dice_subject"] == 1.0
+    assert result["precision"] == result["recall"] == 1.0
+    assert result["hd95"] == 0.0
+    assert result["n_images"] == 5 and result["n_subjects"] == 2 and result["n_empty_empty"] == 1
+    assert result["dice_seeds_style"] == pytest.approx(1.0)
+    assert result["loss"] is not None
+    with open(out / "per_image.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["image"] for r in rows] == sorted(["vol_0001", "vol_0002", "vol_0003", "flat_0000", "flat_0001"])
+    assert {r["subject"] for r in rows} == {"vol", "flat"}
+    assert next(r for r in rows if r["image"] == "vol_0003")["empty_empty"] == "1.0"
+    assert len(list((reports / "overlays").glob("*.png"))) == 2
+
+
+def test_evaluate_tiny_trained_model_writes_keys_and_csv(tmp_path, prepared):
+    out, _ = _run_evaluate(tmp_path, prepared, _tiny_unet(tmp_path, prepared), _params(tmp_path, input_size=16))
+    result = json.loads((out / "eval.json").read_text())
+    for key in ("dice", "iou", "precision", "recall", "dice_seeds_style", "dice_subject", "hd95", "loss",
+                "n_images", "n_subjects", "n_empty_empty"):
+        assert key in result
+    assert 0.0 <= result["dice"] <= 1.0 and result["loss"] > 0
+    with open(out / "per_image.csv") as f:
+        header = next(csv.reader(f))
+    assert header[:4] == ["image", "subject", "dice", "iou"]
+    assert (out / "per_subject.csv").is_file()
+
+
+def test_infer_writes_valid_masks_pictures_and_aligned_volume(tmp_path, prepared):
+    model = _tiny_unet(tmp_path, prepared)
+    out = tmp_path / "infer"
+    infer.main(["--dataset", "tiny", "--params", str(_params(tmp_path, input_size=16)), "--model", str(model),
+                "--images", str(prepared / "test/images"), "--out", str(out), "--prepared", str(prepared)])
+    masks = sorted((out / "masks").glob("*.png"))
+    assert len(masks) == 5
+    for path in masks:
+        m = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+        assert m.shape == (SIZE, SIZE) and m.dtype == np.uint8
+        assert set(np.unique(m).tolist()) <= {0, 255}
+    assert len(list((out / "colour").glob("*.png"))) == len(list((out / "overlays").glob("*.png"))) == 5
+    montage = cv2.imread(str(out / "montage.png"))
+    assert montage.shape[1] > montage.shape[0] / 2  # image | ground truth | prediction columns
+    vol = nib.load(str(out / "volumes" / "vol.nii.gz"))
+    assert np.allclose(vol.affine, AFFINE) and vol.shape == (SIZE, SIZE, 5)
+    data = np.asarray(vol.dataobj)
+    assert set(np.unique(data).tolist()) <= {0, 1} and not data[..., [0, 4]].any()
+    assert not (out / "volumes" / "flat.nii.gz").exists()
+
+
+def test_infer_any_folder_without_masks_or_geometry(tmp_path, prepared):
+    folder = tmp_path / "loose"
+    folder.mkdir()
+    for p in sorted((prepared / "test/images").glob("*.png"))[:2]:
+        (folder / p.name).write_bytes(p.read_bytes())
+    out = tmp_path / "infer"
+    infer.main(["--dataset", "tiny", "--params", str(_params(tmp_path, input_size=SIZE)),
+                "--model", str(_identity_model(tmp_path)), "--images", str(folder), "--out", str(out)])
+    assert len(list((out / "masks").glob("*.png"))) == 2 and (out / "montage.png").is_file()
+    assert not (out / "volumes").exists()
+    # identity model: predicted mask == the image written as a mask
+    p = sorted(folder.glob("*.png"))[0]
+    assert np.array_equal(cv2.imread(str(out / "masks" / p.name), 0), cv2.imread(str(p), 0))
+
+
+def test_infer_empty_folder_is_a_clear_error(tmp_path):
+    (tmp_path / "none").mkdir()
+    from pipeline.errors import DatasetError
+    with pytest.raises(DatasetError, match="no .png images found"):
+        infer.main(["--dataset", "tiny", "--params", str(_params(tmp_path, input_size=SIZE)), "--model", "x",
+                    "--images", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+
+
+def test_multiclass_evaluate_and_infer(tmp_path):
+    """Three classes stored as indices: per-class Dice in eval.json, infer masks keep index labels."""
+    root = tmp_path / "mc"
+    for kind in ("images", "masks"):
+        (root / "test" / kind).mkdir(parents=True)
+    for i in range(3):
+        mask = np.zeros((SIZE, SIZE), np.uint8)
+        mask[2 + i:12, 2:12] = 1
+        mask[20:30, 20 + i:34] = 2
+        cv2.imwrite(str(root / "test/images" / f"s{i}_000{i}.png"), mask * 100)
+        cv2.imwrite(str(root / "test/masks" / f"s{i}_000{i}.png"), mask)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"datasets": {"tiny": {
+        "train": {"input_size": 16, "channels": 1, "num_classes": 3, "batch_size": 2},
+        "evaluate": {"threshold": 0.5, "overlays": 1}}}}))
+    inp = keras.Input((16, 16, 1))
+    model = keras.Model(inp, keras.layers.Conv2D(3, 1, activation="softmax")(inp))
+    model.compile(loss="categorical_crossentropy")
+    model.save(tmp_path / "mc.keras")
+    out, _ = _run_evaluate(tmp_path, root, tmp_path / "mc.keras", params)
+    result = json.loads((out / "eval.json").read_text())
+    assert {"dice_1", "dice_2", "dice", "dice_seeds_style"} <= result.keys()
+    assert result["n_subjects"] == 3 and result["loss"] > 0
+    infer.main(["--dataset", "tiny", "--params", str(params), "--model", str(tmp_path / "mc.keras"),
+                "--images", str(root / "test/images"), "--out", str(tmp_path / "inf")])
+    for path in (tmp_path / "inf/masks").glob("*.png"):
+        assert set(np.unique(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)).tolist()) <= {0, 1, 2}

@@ -1,0 +1,162 @@
+"""Metric functions against hand-computed cases."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from pipeline import evaluation as ev
+
+
+def _square(shape, top, left, size, label=1):
+    m = np.zeros(shape, np.uint8)
+    m[top:top + size, left:left + size] = label
+    return m
+
+
+def test_counts_dice_iou_hand_computed():
+    truth = np.zeros((4, 4), np.uint8)
+    truth[0, :4] = 1                     # 4 pixels
+    pred = np.zeros((4, 4), np.uint8)
+    pred[0, :2] = 1                      # 2 TP
+    pred[1, :1] = 1                      # 1 FP
+    c = ev.counts(pred, truth)
+    assert c == ev.Counts(tp=2, fp=1, fn=2)
+    assert ev.dice_from(c) == pytest.approx(4 / 7)
+    assert ev.iou_from(c) == pytest.approx(2 / 5)
+    assert ev.precision_from(c) == pytest.approx(2 / 3)
+    assert ev.recall_from(c) == pytest.approx(1 / 2)
+
+
+def test_empty_vs_empty_is_one_and_flagged():
+    z = np.zeros((5, 5), np.uint8)
+    s = ev.image_scores(z, z)
+    assert s["dice"] == 1.0 and s["iou"] == 1.0 and s["empty_empty"] == 1.0
+    assert math.isnan(s["precision"]) and math.isnan(s["recall"])
+
+
+def test_one_side_empty_scores_zero():
+    z = np.zeros((5, 5), np.uint8)
+    m = _square((5, 5), 1, 1, 2)
+    for pred, truth in ((z, m), (m, z)):
+        s = ev.image_scores(pred, truth)
+        assert s["dice"] == 0.0 and s["iou"] == 0.0 and s["empty_empty"] == 0.0
+    assert ev.image_scores(z, m)["recall"] == 0.0
+    assert math.isnan(ev.image_scores(z, m)["precision"])
+    assert ev.image_scores(m, z)["precision"] == 0.0
+
+
+def test_counts_add_up_per_subject():
+    a = ev.counts(_square((6, 6), 0, 0, 2), _square((6, 6), 0, 0, 2))  # tp 4
+    b = ev.counts(_square((6, 6), 0, 0, 2), np.zeros((6, 6), np.uint8))  # fp 4
+    pooled = a + b
+    assert pooled == ev.Counts(tp=4, fp=4, fn=0)
+    assert ev.dice_from(pooled) == pytest.approx(8 / 12)
+
+
+def test_multiclass_per_class_and_mean_over_present_classes():
+    truth = np.array([[1, 1, 2, 2], [0, 0, 0, 0]], np.uint8)
+    pred = np.array([[1, 0, 2, 2], [0, 0, 0, 2]], np.uint8)
+    s = ev.image_scores(pred, truth, num_classes=4)
+    assert s["dice_1"] == pytest.approx(2 / 3)          # tp1 fn1
+    assert s["dice_2"] == pytest.approx(4 / 5)          # tp2 fp1
+    assert s["dice_3"] == 1.0                           # absent from both
+    assert s["dice"] == pytest.approx((2 / 3 + 4 / 5) / 2)  # class 3 left out of the mean
+    assert s["iou_2"] == pytest.approx(2 / 3)
+    assert s["precision"] == pytest.approx(3 / 4)
+    assert s["recall"] == pytest.approx(3 / 4)
+
+
+def test_wrong_class_is_fp_and_fn():
+    truth = np.array([[1, 1]], np.uint8)
+    pred = np.array([[2, 1]], np.uint8)
+    s = ev.image_scores(pred, truth, num_classes=3)
+    assert s["dice_1"] == pytest.approx(2 / 3) and s["dice_2"] == 0.0
+
+
+def test_shape_mismatch_raises():
+    with pytest.raises(ValueError, match="differs from ground truth shape"):
+        ev.counts(np.zeros((2, 2)), np.zeros((3, 3)))
+
+
+def test_seeds_dice_includes_background_and_pools_the_batch():
+    truth = np.zeros((2, 4, 4), np.uint8)
+    truth[0, 0, 0] = 1
+    prob = np.zeros((2, 4, 4))                          # misses the only foreground pixel
+    terms = ev.seeds_dice_terms(prob, truth, num_classes=2)
+    # one-hot incl. background: 31 of 32 pixels agree, sums of y_true and y_pred are 32 each
+    assert terms.tolist() == [31.0, 64.0]
+    assert ev.seeds_dice(terms) == pytest.approx((62 + 1) / (64 + 1))
+    # the flattering part: foreground Dice of the same prediction is 0
+    assert ev.image_scores(prob[0].astype(np.uint8), truth[0])["dice"] == 0.0
+    # softmax input gives the same sums
+    soft = np.stack([1 - prob, prob], axis=-1)
+    assert ev.seeds_dice_terms(soft, truth, num_classes=2).tolist() == [31.0, 64.0]
+    # adding batches adds terms
+    both = ev.seeds_dice_terms(prob[:1], truth[:1], num_classes=2) + ev.seeds_dice_terms(
+        prob[1:], truth[1:], num_classes=2)
+    assert both.tolist() == terms.tolist()
+
+
+def _brute_hd95(a, b):
+    """Reference: contour pixels (4-neighbourhood) and all pairwise distances."""
+    def contour(m):
+        p = np.pad(m, 1)
+        inner = p[1:-1, 1:-1] & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+        return np.argwhere(m & ~inner)
+    ca, cb = contour(a.astype(bool)), contour(b.astype(bool))
+    d = np.sqrt(((ca[:, None, :] - cb[None, :, :]) ** 2).sum(-1))
+    return max(np.percentile(d.min(1), 95), np.percentile(d.min(0), 95))
+
+
+def test_hd95_identical_is_zero_and_points_give_their_distance():
+    m = _square((20, 20), 5, 5, 6)
+    assert ev.hd95([ev.surface_distances(m, m)]) == 0.0
+    a = np.zeros((20, 20), np.uint8)
+    b = np.zeros((20, 20), np.uint8)
+    a[2, 2] = 1
+    b[5, 6] = 1
+    assert ev.hd95([ev.surface_distances(a, b)]) == pytest.approx(5.0)
+
+
+def test_hd95_two_known_shapes_match_brute_force_and_spacing_scales():
+    big = _square((40, 40), 5, 5, 20)
+    small = _square((40, 40), 12, 14, 6)
+    expected = _brute_hd95(big, small)
+    got = ev.hd95([ev.surface_distances(small, big)])
+    assert got == pytest.approx(expected)
+    assert expected > 5.0
+    assert ev.hd95([ev.surface_distances(small, big, spacing=(2.0, 2.0))]) == pytest.approx(2 * expected)
+
+
+def test_hd95_skips_empty_and_pools_slices():
+    m = _square((20, 20), 5, 5, 6)
+    z = np.zeros_like(m)
+    assert ev.surface_distances(m, z) is None
+    assert math.isnan(ev.hd95([ev.surface_distances(z, m), None]))
+    shifted = _square((20, 20), 5, 8, 6)   # moved 3 columns
+    pooled = ev.hd95([ev.surface_distances(m, m), ev.surface_distances(shifted, m)])
+    alone = ev.hd95([ev.surface_distances(shifted, m)])
+    assert 0.0 < pooled <= alone == pytest.approx(3.0)
+
+
+def test_hd95_multiclass_label_and_3d():
+    a = np.zeros((4, 10, 10), np.uint8)
+    b = np.zeros((4, 10, 10), np.uint8)
+    a[1:3, 2:5, 2:5] = 2
+    b[1:3, 2:5, 2:5] = 2
+    b[1:3, 7:9, 7:9] = 1
+    assert ev.hd95([ev.surface_distances(a, b, label=2)]) == 0.0
+    assert ev.surface_distances(a, b, label=1) is None
+
+
+def test_hd95_mask_filling_the_image_uses_the_image_edge():
+    full = np.ones((10, 10), np.uint8)
+    centre = np.zeros((10, 10), np.uint8)
+    centre[4:6, 4:6] = 1
+    d = ev.surface_distances(full, centre)
+    assert d is not None and d[0].size == 36          # the frame of the image is full's boundary
+    assert ev.hd95([d]) == pytest.approx(np.hypot(4, 4))
+    assert ev.hd95([ev.surface_distances(full, full)]) == 0.0

@@ -1,0 +1,79 @@
+"""A real `dvc exp run -S` on a tiny config shows up in `dvc exp show --json` with its params and metrics."""
+
+from __future__ import annotations
+
+import json
+
+import cv2
+import nibabel as nib
+import numpy as np
+import pytest
+
+from pipeline.evaluation import counts, dice_from
+from pipeline.volume import volume_from_geometry
+from tests.conftest import dvc, edit_params, run
+
+
+def _tiny(params: dict) -> None:
+    params["image_size"] = 64
+    params["n_jobs"] = 1
+    lasc = params["datasets"]["lasc"]
+    lasc["synth"]["subjects"] = 5
+    lasc["train"].update(epochs=1, input_size=32, num_layers=3, base_filters=4, batch_size=4, snapshot_images=1)
+
+
+def _revs(entries: list[dict]):
+    """Every (name, data) in exp show's JSON, baselines and experiments alike."""
+    for entry in entries:
+        yield entry.get("name") or entry["rev"], entry["data"]
+        for exp in entry.get("experiments") or []:
+            for rev in exp.get("revs", []):
+                yield rev.get("name") or rev["rev"], rev["data"]
+
+
+def _check_volumes(repo) -> None:
+    """infer's NIfTI volumes carry the source's canonical affine, and the prepared ground truth put
+    back through the same path lands on the source's label voxels."""
+    prepared = repo / "data/prepared/lasc"
+    geometry = json.loads((prepared / "geometry.json").read_text())
+    tested = [s for s, e in geometry.items() if e["split"] == "test"]
+    assert tested
+    for subject in tested:
+        source = nib.as_closest_canonical(
+            nib.load(repo / f"data/synthetic/lasc/Task02_Heart/labelsTr/{subject}.nii.gz"))
+        predicted = nib.load(repo / f"artifacts/lasc/infer/volumes/{subject}.nii.gz")
+        assert np.allclose(predicted.affine, source.affine, atol=1e-4)
+        assert predicted.shape == source.shape
+        truth = {n: (cv2.imread(str(prepared / "test/masks" / n), 0) > 0).astype(np.uint8)
+                 for n in geometry[subject]["slices"].values()}
+        rebuilt, _ = volume_from_geometry(geometry[subject], truth)
+        # 64-pixel prepared slices and back: not exact, but on the right voxels (a flip scores ~0)
+        assert dice_from(counts(rebuilt, np.asarray(source.dataobj).astype(np.uint8))) > 0.8
+
+
+@pytest.mark.slow
+def test_exp_run_set_param_appears_in_exp_show(dvc_repo):
+    edit_params(dvc_repo, _tiny)
+    dvc(dvc_repo, "repro", "evaluate@lasc", "infer@lasc")
+    _check_volumes(dvc_repo)
+    run(["git", "add", "-A"], dvc_repo)
+    run(["git", "commit", "-q", "-m", "tiny baseline"], dvc_repo)
+
+    # threshold 0: every pixel predicted foreground, so recall is exactly 1 whatever the model learnt
+    proc = dvc(dvc_repo, "exp", "run", "evaluate@lasc", "-n", "thr0", "-S", "datasets.lasc.evaluate.threshold=0.0")
+    assert "Stage 'train@lasc' didn't change, skipping" in proc.stdout
+    assert "Running stage 'evaluate@lasc'" in proc.stdout
+
+    shown = json.loads(dvc(dvc_repo, "exp", "show", "--json", "--no-pager").stdout)
+    revs = dict(_revs(shown))
+    assert "thr0" in revs and "main" in revs
+    for name, threshold in (("main", 0.5), ("thr0", 0.0)):
+        data = revs[name]
+        params = data["params"]["params.yaml"]["data"]["datasets"]["lasc"]
+        assert params["evaluate"]["threshold"] == threshold
+        metrics = data["metrics"]["metrics/lasc/eval.json"]["data"]
+        assert {"dice", "iou", "dice_seeds_style", "loss", "n_images", "n_subjects"} <= metrics.keys()
+        assert metrics["n_images"] > 0
+    assert revs["thr0"]["metrics"]["metrics/lasc/eval.json"]["data"]["recall"] == 1.0
+    assert revs["thr0"]["metrics"]["metrics/lasc/eval.json"]["data"] != \
+        revs["main"]["metrics"]["metrics/lasc/eval.json"]["data"]
