@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench verify clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,9 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.prepare_bench
+
+verify: $(STAMP)
+	$(BIN)/python -m scripts.verify --dataset lasc
 
 clean:
 	rm -rf data artifacts metrics reports

@@ -9,5 +9,7 @@ class DatasetError(ValueError):
 
     def __init__(self, path: object, problem: str) -> None:
         self.path = str(path)
-        self.problem = problem
-        super().__init__(f"{self.path}: {problem}")
+        # one line, whatever the problem text embeds (library messages, lists): logs and
+        # terminals show the whole error, and `on_error: skip` records it in one CSV/JSON field
+        self.problem = "; ".join(line.strip() for line in str(problem).splitlines() if line.strip())
+        super().__init__(f"{self.path}: {self.problem}")

@@ -1,0 +1,101 @@
+"""Speed of the augment path on 512x512 pairs with the default pipeline of params.yaml, against the floor.
+
+The floor is the bare work: an ``A.Compose`` of the same transforms (no applied-params tracking) on
+in-memory arrays with the same per-sample seeds, plus cv2 PNG encoding of image and mask. "Ours" is
+``pipeline.augment.augment_set`` on a prepared set on disk: PNG decode, validation, seeding, mask
+checks, applied params to JSON, PNG files, manifest. Run: ``python -m benchmarks.augment_bench``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import tempfile
+import time
+from pathlib import Path
+
+import albumentations as A
+import cv2
+import numpy as np
+import yaml
+
+from pipeline.augment import augment_set, sample_seed
+
+ROOT = Path(__file__).resolve().parents[1]
+SEED = 42
+
+
+def default_specs(dataset: str = "faz") -> list[dict]:
+    return yaml.safe_load((ROOT / "params.yaml").read_text())["datasets"][dataset]["augment"]["transforms"]
+
+
+def write_set(root: Path, pairs: int) -> list[tuple[str, np.ndarray, np.ndarray]]:
+    """A prepared set of grey 512x512 pairs (textured disc phantom, 0/255 mask), train split only."""
+    rng = np.random.default_rng(0)
+    samples = []
+    for sub in ("images", "masks"):
+        (root / "train" / sub).mkdir(parents=True)
+    for i in range(pairs):
+        image = (rng.normal(60, 20, (512, 512)).clip(0, 255)).astype(np.uint8)
+        centre = (int(rng.integers(150, 360)), int(rng.integers(150, 360)))
+        cv2.circle(image, centre, int(rng.integers(30, 90)), 190, -1)
+        image = cv2.GaussianBlur(image, (5, 5), 0)
+        mask = np.where(image > 140, 255, 0).astype(np.uint8)
+        stem = f"s{i % 5}_{i}"
+        cv2.imwrite(str(root / "train" / "images" / f"{stem}.png"), image)
+        cv2.imwrite(str(root / "train" / "masks" / f"{stem}.png"), mask)
+        samples.append((stem, image, mask))
+    return samples
+
+
+def bare(samples, specs: list[dict], src: Path | None = None) -> float:
+    """Seconds for the bare transform + PNG encode of every sample, one core; with ``src``, the PNG
+    decode of the inputs is included too (the floor of any stage that reads its set from disk)."""
+    compose = A.Compose([getattr(A, s["name"])(**{k: v for k, v in s.items() if k != "name"}) for s in specs])
+    t0 = time.perf_counter()
+    for stem, image, mask in samples:
+        if src is not None:
+            image = cv2.imread(str(src / "train" / "images" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+            mask = cv2.imread(str(src / "train" / "masks" / f"{stem}.png"), cv2.IMREAD_UNCHANGED)
+        seed = sample_seed(SEED, f"{stem}_aug1")
+        compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+        out = compose(image=image, mask=mask)
+        cv2.imencode(".png", out["image"])
+        cv2.imencode(".png", out["mask"])
+    return time.perf_counter() - t0
+
+
+def ours(src: Path, work: Path, specs: list[dict], n_jobs: int, tag: str) -> float:
+    out = work / f"out-{tag}"
+    t0 = time.perf_counter()
+    augment_set(src, out, specs=specs, seed=SEED, copies=1, keep_original=False, n_jobs=n_jobs, desc=tag)
+    return time.perf_counter() - t0
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--pairs", type=int, default=120, help="512x512 train pairs to augment")
+    parser.add_argument("--repeats", type=int, default=3, help="best of this many runs (shared machine)")
+    args = parser.parse_args(argv)
+    specs = default_specs()
+    cv2.setNumThreads(1)  # compare like with like: one core per process everywhere
+    with tempfile.TemporaryDirectory() as tmp:
+        work = Path(tmp)
+        samples = write_set(work / "prepared", args.pairs)
+        t_bare = min(bare(samples, specs) for _ in range(args.repeats))
+        t_read = min(bare(samples, specs, work / "prepared") for _ in range(args.repeats))
+        t_one = min(ours(work / "prepared", work, specs, 1, f"j1-{r}") for r in range(args.repeats))
+        t_two = min(ours(work / "prepared", work, specs, 2, f"j2-{r}") for r in range(args.repeats))
+    n = args.pairs
+    print(f"default pipeline ({len(specs)} transforms), {n} pairs of 512x512, best of {args.repeats}")
+    print(f"  bare albumentations + cv2 PNG encode, 1 core: {n / t_bare:7.1f} pairs/s")
+    print(f"  same plus cv2 PNG decode of the inputs:       {n / t_read:7.1f} pairs/s")
+    print(f"  augment_set, 1 worker:                        {n / t_one:7.1f} pairs/s")
+    print(f"  augment_set, 2 workers:                       {n / t_two:7.1f} pairs/s")
+    print(f"  overhead, 1 worker vs bare:  {t_one / t_bare:.2f}x  (aim <= 1.2x)")
+    print(f"  overhead, 1 worker vs bare with decode: {t_one / t_read:.2f}x")
+    print(f"  speed-up, 2 workers vs 1:    {t_one / t_two:.2f}x  (aim ~1.8x on 2 cores)")
+
+
+if __name__ == "__main__":
+    main()

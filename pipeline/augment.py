@@ -1,0 +1,395 @@
+"""Mask-safe, per-sample seeded augmentation pipelines built from plain data with albumentations."""
+
+from __future__ import annotations
+
+import csv
+import difflib
+import hashlib
+import inspect
+import json
+import multiprocessing
+import random
+import shutil
+from collections.abc import Iterable, Mapping, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from functools import cache
+from pathlib import Path
+from typing import Any
+
+import albumentations as A
+import cv2
+import numpy as np
+from albumentations.core.transforms_interface import DualTransform, ImageOnlyTransform
+from tqdm import tqdm
+
+from pipeline.errors import DatasetError
+
+__all__ = [
+    "applied_to_json",
+    "augment_pair",
+    "augment_set",
+    "build_pipeline",
+    "check_mask_values",
+    "is_image_only",
+    "sample_seed",
+    "transform_names",
+]
+
+NEAREST = cv2.INTER_NEAREST
+_BIG_ARRAY = 16  # arrays with more elements than this are summarised in the applied params
+
+
+@cache
+def _transform_classes() -> dict[str, type]:
+    """Every concrete albumentations transform that reads an image (and maybe a mask), by name."""
+    classes = {}
+    for name in dir(A):
+        obj = getattr(A, name)
+        if (
+            inspect.isclass(obj)
+            and issubclass(obj, (DualTransform, ImageOnlyTransform))
+            and obj not in (DualTransform, ImageOnlyTransform)
+            and not inspect.isabstract(obj)
+        ):
+            classes[name] = obj
+    return classes
+
+
+def transform_names() -> list[str]:
+    """Names a transform spec may use."""
+    return sorted(_transform_classes())
+
+
+def is_image_only(name: str) -> bool:
+    """True for pixel-level transforms that albumentations never applies to masks."""
+    return issubclass(_transform_classes()[name], ImageOnlyTransform)
+
+
+def _init_args(cls: type) -> list[str]:
+    names: set[str] = set()
+    for klass in cls.__mro__:
+        if "__init__" in klass.__dict__:
+            params = inspect.signature(klass.__dict__["__init__"]).parameters.values()
+            names.update(
+                p.name for p in params if p.kind in (p.POSITIONAL_OR_KEYWORD, p.KEYWORD_ONLY)
+            )
+    return sorted(names - {"self", "strict", "always_apply"})
+
+
+def _nearest(word: str, options: Sequence[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=3, cutoff=0.5)
+    return f"did you mean {', '.join(close)}?" if close else ""
+
+
+def _check_spec(index: int, spec: object) -> list[str]:
+    """Every problem of one spec, as messages (empty when it is usable)."""
+    if not isinstance(spec, Mapping) or "name" not in spec:
+        return [f"transforms[{index}]: expected a mapping with a 'name' key, found {spec!r}"]
+    name = spec["name"]
+    where = f"transforms[{index}] {name}"
+    classes = _transform_classes()
+    if name not in classes:
+        hint = _nearest(str(name), list(classes)) or "see albumentations' list of transforms"
+        return [f"{where}: unknown transform; {hint}"]
+    valid = _init_args(classes[name])
+    problems = []
+    for arg in spec:
+        if arg != "name" and arg not in valid:
+            hint = _nearest(str(arg), valid)
+            problems.append(
+                f"{where}: unknown argument {arg!r}; {hint + ' ' if hint else ''}"
+                f"valid arguments: {', '.join(valid)}"
+            )
+    if spec.get("mask_interpolation", NEAREST) != NEAREST:
+        problems.append(
+            f"{where}: mask_interpolation={spec['mask_interpolation']} would invent label values; "
+            f"masks only move with nearest neighbour (0, cv2.INTER_NEAREST): remove the argument"
+        )
+    if spec.get("fill_mask", 0) not in (0, None):
+        problems.append(
+            f"{where}: fill_mask={spec['fill_mask']!r} would paint a label into masks; "
+            "use 0 (background) or remove the argument"
+        )
+    return problems
+
+
+def build_pipeline(
+    specs: Sequence[Mapping[str, Any]], *, source: str = "augment.transforms"
+) -> A.Compose:
+    """An ``A.Compose`` from specs like ``{name: Rotate, p: 0.5, limit: [-10, 10]}``, in order.
+
+    Every spec is checked before any is built, and all problems are reported at once: unknown names
+    and arguments come with the nearest valid ones. Spatial transforms get nearest-neighbour mask
+    interpolation. Seed the result per sample with :func:`augment_pair`, never globally.
+
+    Raises:
+        DatasetError: naming ``source``, the position and transform of each bad spec.
+    """
+    if not isinstance(specs, Sequence) or isinstance(specs, (str, bytes)):
+        raise DatasetError(source, f"expected a list of transform specs, found {specs!r}")
+    problems = [msg for i, spec in enumerate(specs) for msg in _check_spec(i, spec)]
+    if problems:
+        raise DatasetError(source, "bad transform spec:\n  " + "\n  ".join(problems))
+    transforms = []
+    for index, spec in enumerate(specs):
+        cls = _transform_classes()[spec["name"]]
+        kwargs = {k: v for k, v in spec.items() if k != "name"}
+        if "mask_interpolation" in _init_args(cls):
+            kwargs["mask_interpolation"] = NEAREST
+        try:
+            transforms.append(cls(**kwargs))
+        except (ValueError, TypeError) as err:  # albumentations' pydantic checks raise ValueError
+            detail = "\n".join(line for line in str(err).splitlines() if "errors.pydantic.dev" not in line)
+            raise DatasetError(source, f"transforms[{index}] {spec['name']}: {detail}") from err
+    compose = A.Compose(transforms, mask_interpolation=NEAREST, save_applied_params=True)
+    for index, transform in enumerate(compose.transforms):
+        if getattr(transform, "mask_interpolation", NEAREST) != NEAREST:  # pragma: no cover
+            raise DatasetError(source, f"transforms[{index}]: mask interpolation is not nearest")
+    return compose
+
+
+def sample_seed(base_seed: int, sample_id: str) -> int:
+    """A 63-bit seed from the base seed and a sample id, stable across runs, machines and order."""
+    digest = hashlib.sha256(f"{int(base_seed)}:{sample_id}".encode()).digest()
+    return int.from_bytes(digest[:8], "big") >> 1
+
+
+def augment_pair(
+    compose: A.Compose, image: np.ndarray, mask: np.ndarray, *, seed: int
+) -> tuple[np.ndarray, np.ndarray, list[dict[str, Any]]]:
+    """Apply ``compose`` to one image/mask pair with its own seed.
+
+    One generator pair is shared by all transforms of the compose and reset for every sample, so a
+    sample's result depends only on its seed. (``Compose(seed=...)`` in albumentations 2.0.8 gives
+    every transform its own generator with the *same* seed, which makes transforms with equal
+    probabilities fire together.)
+
+    Returns:
+        The augmented image and mask, and the applied transforms as JSON-ready dicts.
+    """
+    compose.set_random_state(np.random.default_rng(seed), random.Random(seed))
+    result = compose(image=image, mask=mask)
+    return result["image"], result["mask"], applied_to_json(result.get("applied_transforms", []))
+
+
+def _label_values(mask: np.ndarray) -> set:
+    if mask.ndim == 2 and mask.dtype == np.uint8:  # a histogram is ~5x faster than np.unique here
+        return set(np.flatnonzero(cv2.calcHist([mask], [0], None, [256], [0, 256])).tolist())
+    if mask.ndim == 2:
+        return set(np.unique(mask).tolist())
+    return {tuple(v) for v in np.unique(mask.reshape(-1, mask.shape[-1]), axis=0).tolist()}
+
+
+def check_mask_values(before: np.ndarray, after: np.ndarray, *, where: object) -> None:
+    """Raise unless ``after`` has the shape of ``before`` and only its labels (or background 0).
+
+    Raises:
+        DatasetError: naming ``where`` and the invented values.
+    """
+    if after.shape != before.shape:
+        raise DatasetError(
+            where,
+            f"augmented mask has shape {after.shape}, expected {before.shape}; "
+            "use transforms that keep the image size (no crops or resizes)",
+        )
+    allowed = _label_values(before) | ({0} if before.ndim == 2 else {(0,) * before.shape[-1]})
+    extra = _label_values(after) - allowed
+    if extra:
+        raise DatasetError(
+            where,
+            f"augmented mask has label values {sorted(extra)[:8]} not in the source mask "
+            f"{sorted(allowed)[:8]}; a transform touched the mask with something other than "
+            "nearest-neighbour interpolation",
+        )
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, np.ndarray):
+        if value.size > _BIG_ARRAY:
+            return {"array": list(value.shape), "mean": round(float(value.mean()), 4)}
+        value = value.tolist()
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float):
+        return round(value, 6)
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if value is None or isinstance(value, (bool, int, str)):
+        return value
+    return repr(value)
+
+
+def _displacement(params: Mapping[str, Any], *, step: int = 4) -> float:
+    """Largest pixel shift of a remap (``map_x``/``map_y`` of the distortion transforms), on a
+    ``step``-pixel grid: a summary for the manifest, 16x cheaper than every pixel."""
+    map_x = np.asarray(params["map_x"])[::step, ::step]
+    map_y = np.asarray(params["map_y"])[::step, ::step]
+    rows, cols = np.indices(map_x.shape[:2], dtype=np.float32) * step
+    return round(float(np.hypot(map_x - cols, map_y - rows).max()), 3)
+
+
+def applied_to_json(applied: Sequence[tuple[str, Mapping[str, Any]]]) -> list[dict[str, Any]]:
+    """albumentations' ``applied_transforms`` as plain JSON data; warp maps become their largest shift."""
+    out = []
+    for name, params in applied:
+        entry: dict[str, Any] = {"name": name}
+        params = dict(params)
+        if "map_x" in params and "map_y" in params:
+            entry["max_displacement_px"] = _displacement(params)
+            params.pop("map_x")
+            params.pop("map_y")
+        for key in ("shape", "bbox_matrix"):  # redundant with the image size / matrix
+            params.pop(key, None)
+        entry.update({str(k): _jsonable(v) for k, v in params.items()})
+        out.append(entry)
+    return out
+
+
+# --- a whole prepared set: train augmented, everything else passed through -------------------------
+
+MANIFEST = "augment_manifest.csv"
+MANIFEST_FIELDS = ("image", "mask", "subject", "source_image", "source_mask", "copy", "seed", "applied")
+_WORKER: dict[str, A.Compose] = {}
+
+
+def _pairs(split_dir: Path) -> list[tuple[str, Path, Path]]:
+    """(stem, image, mask) of a split folder, paired by stem; unpaired or missing files raise once."""
+    images_dir, masks_dir = split_dir / "images", split_dir / "masks"
+    if not images_dir.is_dir() or not masks_dir.is_dir():
+        raise DatasetError(split_dir, "expected images/ and masks/ folders of a prepared set; run prepare first")
+    images = {p.stem: p for p in images_dir.glob("*.png")}
+    masks = {p.stem: p for p in masks_dir.glob("*.png")}
+    unpaired = sorted(images.keys() ^ masks.keys())
+    if unpaired:
+        raise DatasetError(
+            split_dir,
+            f"{len(unpaired)} images without a mask of the same name or the reverse: "
+            f"{', '.join(unpaired[:10])}; every images/<stem>.png needs masks/<stem>.png",
+        )
+    return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
+
+
+def _init_worker(specs: Sequence[Mapping[str, Any]]) -> None:
+    cv2.setNumThreads(1)  # one process per core already
+    _WORKER["compose"] = build_pipeline(specs)
+
+
+def _augment_file(
+    task: tuple[str, Path, Path, Path, int, int],
+) -> tuple[list[dict[str, Any]], list[str]]:
+    """Write ``copies`` augmented versions of one train pair; returns manifest rows and problems.
+
+    Problems travel back as text (DatasetError does not pickle) and are raised once by the caller.
+    """
+    stem, image_path, mask_path, out, base_seed, copies = task
+    image = cv2.imread(str(image_path), cv2.IMREAD_UNCHANGED)
+    mask = cv2.imread(str(mask_path), cv2.IMREAD_UNCHANGED)
+    if image is None or mask is None:
+        return [], [f"{image_path if image is None else mask_path}: not a readable PNG"]
+    rows = []
+    for copy in range(1, copies + 1):
+        name = f"{stem}_aug{copy}.png"
+        seed = sample_seed(base_seed, f"{stem}_aug{copy}")
+        try:
+            aug_image, aug_mask, applied = augment_pair(_WORKER["compose"], image, mask, seed=seed)
+            check_mask_values(mask, aug_mask, where=mask_path)
+        except DatasetError as err:
+            return [], [f"{err} (copy {copy}, seed {seed})"]
+        except (ValueError, TypeError) as err:
+            return [], [f"{image_path}: augmenting failed: {err}"]
+        for kind, array in (("images", aug_image), ("masks", aug_mask)):
+            if not cv2.imwrite(str(out / "train" / kind / name), array):
+                return [], [f"{out / 'train' / kind / name}: could not write the PNG (disk full or read-only?)"]
+        rows.append({
+            "image": f"train/images/{name}", "mask": f"train/masks/{name}",
+            "source_image": f"train/images/{image_path.name}", "source_mask": f"train/masks/{mask_path.name}",
+            "copy": copy, "seed": seed, "applied": json.dumps(applied, separators=(",", ":")),
+        })
+    return rows, []
+
+
+def _subjects(manifest: Path) -> dict[str, str]:
+    """Image stem -> subject from a prepared set's manifest.csv (empty when it has no such columns)."""
+    if not manifest.is_file():
+        return {}
+    with open(manifest, newline="") as f:
+        rows = csv.DictReader(f)
+        return {Path(r["image"]).stem: r["subject"] for r in rows if r.get("image") and r.get("subject")}
+
+
+def _copy_through(src: Path, dst: Path) -> None:
+    """Copy a file or folder unchanged (bytes and names); copies, not links, so DVC's cache stays apart."""
+    if src.is_dir():
+        shutil.copytree(src, dst, copy_function=shutil.copyfile)
+    else:
+        shutil.copyfile(src, dst)
+
+
+def augment_set(
+    src: Path, out: Path, *, specs: Sequence[Mapping[str, Any]], seed: int, copies: int,
+    keep_original: bool = True, n_jobs: int = 1, desc: str = "augment", source: str = "augment.transforms",
+) -> list[dict[str, Any]]:
+    """Write a prepared set at ``out``: train originals (optional) plus ``copies`` augmented pairs each
+    as ``<stem>_aug<k>.png``; every other file and split copied through byte for byte.
+
+    Outputs depend only on the inputs, ``specs``, ``seed`` and ``copies``, not on ``n_jobs`` or order.
+
+    Returns:
+        The manifest rows (also written to ``out/augment_manifest.csv``), originals first per pair.
+    Raises:
+        DatasetError: bad specs or options, an unpaired or unreadable file, a mask that gained labels.
+    """
+    src, out = Path(src), Path(out)
+    build_pipeline(specs, source=source)  # validate in this process, before any work
+    if not isinstance(copies, int) or copies < 0:
+        raise DatasetError("augment.copies", f"expected a whole number >= 0, found {copies!r}")
+    if copies == 0 and not keep_original:
+        raise DatasetError("augment", "copies 0 with keep_original false would leave train empty")
+    pairs = _pairs(src / "train")
+    for entry in sorted(src.iterdir()):
+        if entry.name != "train":
+            _copy_through(entry, out / entry.name)
+    for sub in ("images", "masks"):
+        (out / "train" / sub).mkdir(parents=True)
+    subjects = _subjects(src / "manifest.csv")
+    originals: dict[str, dict[str, Any]] = {}
+    if keep_original:
+        for stem, image_path, mask_path in pairs:
+            shutil.copyfile(image_path, out / "train" / "images" / image_path.name)
+            shutil.copyfile(mask_path, out / "train" / "masks" / mask_path.name)
+            rel_i, rel_m = f"train/images/{image_path.name}", f"train/masks/{mask_path.name}"
+            originals[stem] = {"image": rel_i, "mask": rel_m, "source_image": rel_i, "source_mask": rel_m,
+                               "copy": 0, "seed": "", "applied": "[]"}
+    tasks = [(stem, i, m, out, int(seed), copies) for stem, i, m in pairs] if copies else []
+    results: Iterable[tuple[list[dict[str, Any]], list[str]]]
+    if n_jobs > 1 and len(tasks) > 1:
+        # forkserver: workers fork from a clean process, never from this one's cv2/tqdm threads
+        context = multiprocessing.get_context("forkserver")
+        context.set_forkserver_preload(["pipeline.augment"])
+        pool = ProcessPoolExecutor(max_workers=min(n_jobs, len(tasks)), mp_context=context,
+                                   initializer=_init_worker, initargs=(list(specs),))
+        results = pool.map(_augment_file, tasks, chunksize=max(1, len(tasks) // (8 * n_jobs)))
+    else:
+        pool = None
+        _WORKER["compose"] = build_pipeline(specs)
+        results = map(_augment_file, tasks)
+    try:
+        done = list(tqdm(results, total=len(tasks), desc=desc, unit="pair", leave=False))
+    finally:
+        if pool is not None:
+            pool.shutdown(cancel_futures=True)
+    problems = [p for _, probs in done for p in probs]
+    if problems:
+        raise DatasetError(src / "train", f"{len(problems)} pairs failed:\n  " + "\n  ".join(problems[:20]))
+    augmented = {stem: rows for (stem, _, _), (rows, _) in zip(pairs, done)}
+    manifest = []
+    for stem, _, _ in pairs:
+        for row in ([originals[stem]] if stem in originals else []) + augmented.get(stem, []):
+            manifest.append({**row, "subject": subjects.get(stem, "")})
+    with open(out / MANIFEST, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=MANIFEST_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(manifest)
+    return manifest

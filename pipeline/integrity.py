@@ -1,0 +1,151 @@
+"""An nnU-Net-style integrity report on a source as published: what was found and what is wrong."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+
+from pipeline.errors import DatasetError
+from pipeline.subject import Subject
+
+PERCENTILES = (0.5, 50.0, 99.5)
+
+
+def summarise_subject(subject: Subject, *, expected_labels: Iterable[int] | None = None) -> dict:
+    """Shape, spacing, labels, intensity percentiles and problems of one loaded subject.
+
+    Problems are the ones that make a subject unusable or its masks wrong (image/mask shape
+    mismatch, NaN/Inf intensities, labels outside ``expected_labels``, bad spacing); an empty mask
+    is reported as ``foreground_voxels == 0`` but is not a problem (many slices legitimately are).
+
+    Returns:
+        A JSON-ready dict; ``problems`` is a list of one-line strings naming the source file.
+    """
+    image = np.asarray(subject.image)
+    mask = np.asarray(subject.mask)
+    source = subject.sources[0] if subject.sources else subject.subject_id
+    problems: list[str] = []
+
+    nan = int(np.isnan(image).sum()) if image.dtype.kind == "f" else 0
+    inf = int(np.isinf(image).sum()) if image.dtype.kind == "f" else 0
+    finite = image[np.isfinite(image)] if image.dtype.kind == "f" else image.ravel()
+    if nan or inf:
+        problems.append(
+            f"{source}: {nan} NaN and {inf} Inf intensities; expected finite values; "
+            "replace them (e.g. with the background value) before preparing"
+        )
+    percentiles = (
+        [float(v) for v in np.percentile(finite, PERCENTILES)] if finite.size else [None] * 3
+    )
+
+    if image.shape != mask.shape:
+        problems.append(
+            f"{source}: image shape {tuple(image.shape)} differs from mask shape "
+            f"{tuple(mask.shape)}; expected identical shapes; check that the mask belongs to this image"
+        )
+    labels = [int(v) for v in np.unique(mask)] if mask.size else []
+    if expected_labels is not None:
+        stray = sorted(set(labels) - {int(v) for v in expected_labels})
+        if stray:
+            problems.append(
+                f"{source}: mask labels {stray} outside the expected {sorted(set(expected_labels))}; "
+                "fix the mask or the dataset's number of classes"
+            )
+    spacing = [float(s) for s in subject.spacing]
+    if not all(np.isfinite(s) and s > 0 for s in spacing):
+        problems.append(f"{source}: spacing {spacing}; expected positive finite millimetres")
+
+    return {
+        "subject": subject.subject_id,
+        "sources": list(subject.sources),
+        "modality": subject.modality,
+        "layout": subject.layout,
+        "shape": [int(n) for n in image.shape],
+        "mask_shape": [int(n) for n in mask.shape],
+        "spacing": spacing,
+        # as stored by the publisher, before canonicalising; 2D stacks are already upright
+        "orientation": str(subject.orientation) if subject.layout == "volume" else "2D",
+        "mask_orientation": subject.meta.get("mask_orientation", subject.meta.get("label_orientation")),
+        "labels": labels,
+        "foreground_voxels": int(np.count_nonzero(mask)),
+        "percentiles": dict(zip([str(p) for p in PERCENTILES], percentiles)),
+        "nan": nan,
+        "inf": inf,
+        "problems": problems,
+    }
+
+
+def _min_median_max(rows: Sequence[Sequence[float]]) -> dict | None:
+    """Per-axis min/median/max of equally long rows (None when rows are empty or ragged)."""
+    if not rows or len({len(r) for r in rows}) != 1:
+        return None
+    arr = np.asarray(rows, dtype=float)
+    return {
+        name: [float(f"{v:.6g}") for v in values]
+        for name, values in (("min", arr.min(axis=0)), ("median", np.median(arr, axis=0)), ("max", arr.max(axis=0)))
+    }
+
+
+def error_record(error: DatasetError, *, subject: str | None = None, stage: str = "load") -> dict:
+    """A DatasetError as a JSON-ready problem record (``stage`` is ``discover`` or ``load``)."""
+    return {"subject": subject, "stage": stage, "path": error.path, "problem": error.problem}
+
+
+def summarise(records: Sequence[dict], errors: Sequence[dict]) -> dict:
+    """Fold per-subject records (from summarise_subject) and error records into one report.
+
+    ``errors`` come from discovery (unpaired files, nothing found) and from subjects that failed
+    to load; together with each record's ``problems`` they make ``problems``, and ``ok`` is True
+    only when there are none.
+    """
+    problems = [f"{e['path']}: {e['problem']}" for e in errors]
+    problems += [p for r in records for p in r["problems"]]
+    labels = sorted({v for r in records for v in r["labels"]})
+    orientations: dict[str, int] = {}
+    for r in records:
+        orientations[r["orientation"]] = orientations.get(r["orientation"], 0) + 1
+    failed = sorted({e["subject"] for e in errors if e.get("subject")})
+    return {
+        "ok": not problems,
+        "subjects_found": len(records) + len(failed),
+        "subjects_loaded": len(records),
+        "subjects_failed": failed,
+        "discovery_errors": [e for e in errors if e.get("stage") == "discover"],
+        "load_errors": [e for e in errors if e.get("stage") != "discover"],
+        "shape": _min_median_max([r["shape"] for r in records]),
+        "spacing": _min_median_max([r["spacing"] for r in records]),
+        "labels": labels,
+        "orientations": orientations,
+        "modalities": sorted({r["modality"] for r in records}),
+        "empty_masks": sorted(r["subject"] for r in records if r["foreground_voxels"] == 0),
+        "nonfinite_subjects": sorted(r["subject"] for r in records if r["nan"] or r["inf"]),
+        "problem_count": len(problems),
+        "problems": problems,
+        "subjects": list(records),
+    }
+
+
+def format_report(report: dict, *, dataset: str = "") -> str:
+    """A short human-readable text of a report from summarise."""
+    head = f"integrity check{f' of {dataset}' if dataset else ''}: "
+    lines = [
+        head + f"{report['subjects_found']} subjects found, {report['subjects_loaded']} loaded, "
+        f"{report['problem_count']} problem(s)"
+    ]
+    for name in ("shape", "spacing"):
+        stats = report[name]
+        if stats:
+            parts = ["x".join(f"{v:g}" for v in stats[k]) for k in ("min", "median", "max")]
+            lines.append(f"  {name}: min {parts[0]}  median {parts[1]}  max {parts[2]}")
+    lines.append(f"  mask labels seen: {report['labels']}")
+    lines.append(f"  orientations: {report['orientations']}  modalities: {report['modalities']}")
+    if report["empty_masks"]:
+        lines.append(f"  subjects with empty masks: {', '.join(report['empty_masks'])}")
+    if report["problems"]:
+        lines.append("problems:")
+        lines += [f"  - {p}" for p in report["problems"]]
+    else:
+        lines.append("no problems found")
+    return "\n".join(lines)

@@ -1,0 +1,59 @@
+"""augment@<key>: augment the train split of a prepared set; valid and test pass through unchanged."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import cv2
+
+from pipeline.augment import augment_set
+from pipeline.errors import DatasetError
+from pipeline.plots import save_montage
+from pipeline.writers import atomic_dir
+from stages.common import base_parser, dataset_params, resolve_jobs
+
+MONTAGE_SAMPLES = 8
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--in", dest="src", type=Path, required=True, help="prepared set to augment")
+    parser.add_argument("--out", type=Path, required=True, help="folder to write the augmented set into")
+    parser.add_argument("--reports", type=Path, help="folder for samples.png (default: none)")
+    parser.add_argument("--n-jobs", type=int, help="worker processes; 0 = all cores (default: params n_jobs)")
+    args = parser.parse_args(argv)
+
+    params = dataset_params(args.dataset, args.params)
+    options = dict(params.get("augment") or {})
+    jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
+    try:
+        with atomic_dir(args.out) as tmp:
+            rows = augment_set(
+                args.src, tmp,
+                specs=options.get("transforms") or [],
+                seed=int(options.get("seed", params.get("seed", 0))),
+                copies=options.get("copies", 1),
+                keep_original=bool(options.get("keep_original", True)),
+                n_jobs=jobs,
+                desc=f"augment@{args.dataset}",
+                source=f"{args.params}: datasets.{args.dataset}.augment.transforms",
+            )
+    except DatasetError as err:
+        raise SystemExit(f"augment@{args.dataset}: {err}") from err
+
+    augmented = [row for row in rows if row["copy"] != 0]
+    if args.reports:
+        shown = augmented[:: max(1, len(augmented) // MONTAGE_SAMPLES)][:MONTAGE_SAMPLES]
+        samples = [
+            (cv2.imread(str(args.out / r["image"]), cv2.IMREAD_UNCHANGED),
+             cv2.imread(str(args.out / r["mask"]), cv2.IMREAD_UNCHANGED))
+            for r in shown
+        ]
+        save_montage(args.reports / "samples.png", samples, labels=[Path(r["image"]).stem for r in shown],
+                     title=f"augment@{args.dataset}: augmented train samples")
+    print(f"augment@{args.dataset}: {len(rows) - len(augmented)} originals + {len(augmented)} augmented "
+          f"train pairs, valid/test copied, {jobs} workers -> {args.out}")
+
+
+if __name__ == "__main__":
+    main()

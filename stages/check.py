@@ -1,0 +1,69 @@
+"""check: an integrity report on a raw source as published, before preparing it (exit 1 on problems)."""
+
+from __future__ import annotations
+
+import json
+from concurrent.futures import ProcessPoolExecutor
+from pathlib import Path
+
+from tqdm import tqdm
+
+from pipeline.errors import DatasetError
+from pipeline.integrity import error_record, format_report, summarise, summarise_subject
+from pipeline.readers import get_reader
+from pipeline.subject import SubjectRef
+from stages.common import base_parser, dataset_params, resolve_jobs
+
+
+def expected_labels(num_classes: int) -> list[int]:
+    """``num_classes`` counts foreground classes (as train.num_classes): labels 0..num_classes."""
+    return list(range(max(1, num_classes) + 1))
+
+
+def check_one(key: str, ref: SubjectRef, options: dict, labels: list[int]) -> tuple[dict | None, dict | None]:
+    try:
+        subject = get_reader(key).load(ref, **options)
+    except DatasetError as error:
+        return None, error_record(error, subject=ref.subject_id)
+    return summarise_subject(subject, expected_labels=labels), None
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = base_parser(__doc__)
+    parser.add_argument("--raw", type=Path, required=True, help="folder holding the source as published")
+    parser.add_argument("--out", type=Path, help="write the JSON report here")
+    parser.add_argument("--n-jobs", type=int, help="worker processes (default: params n_jobs)")
+    args = parser.parse_args(argv)
+
+    params = dataset_params(args.dataset, args.params)
+    options = dict(params.get("prepare", {}).get("reader") or {})
+    labels = expected_labels(int(params.get("train", {}).get("num_classes", 1)))
+    records: list[dict] = []
+    errors: list[dict] = []
+    try:
+        refs = get_reader(args.dataset).discover(args.raw, **options)
+    except DatasetError as error:
+        refs = []
+        errors.append(error_record(error, stage="discover"))
+    jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
+    n = len(refs)
+    with ProcessPoolExecutor(max_workers=min(jobs, max(n, 1))) as pool:
+        run = pool.map if jobs > 1 and n > 1 else map
+        results = run(check_one, [args.dataset] * n, refs, [options] * n, [labels] * n)
+        for record, error in tqdm(results, total=n, desc=f"check@{args.dataset}", leave=False):
+            if record is not None:
+                records.append(record)
+            else:
+                errors.append(error)
+
+    report = summarise(records, errors)
+    print(format_report(report, dataset=args.dataset))
+    if args.out:
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_text(json.dumps(report, indent=2) + "\n")
+    if not report["ok"]:
+        raise SystemExit(1)
+
+
+if __name__ == "__main__":
+    main()

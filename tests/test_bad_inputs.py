@@ -1,0 +1,404 @@
+"""Bad-input corpus: corrupted synthetic sources run end to end through stages.prepare.
+
+Each case starts from a real synthetic source (pipeline.synth), breaks one thing the way real
+downloads break, and checks that prepare
+  * with ``on_error: fail`` exits with one line naming the file and the problem (no traceback),
+    leaves no output folder and writes nothing anywhere else;
+  * with ``on_error: skip``, where the problem belongs to one subject, records that subject and the
+    reason in stats.json and prepares the others; problems of the source as a whole (unpaired
+    files, unsafe or empty archives) fail under ``skip`` too.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import subprocess
+import sys
+import shutil
+import stat
+import struct
+import zipfile
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import cv2
+import nibabel as nib
+import numpy as np
+import pydicom
+import pytest
+import yaml
+
+from pipeline.synth import get_synthesizer
+from stages import prepare
+
+ROOT = Path(__file__).resolve().parents[1]
+SUBJECTS = {"ms": 2, "lasc": 2, "pancreas": 2, "faz": 4, "aisd": 2}
+
+
+# ---- corruption helpers -------------------------------------------------------------------------
+
+
+def truncate(path: Path, fraction: float = 0.5) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: int(len(data) * fraction)])
+
+
+def edit_nifti(path: Path, edit: Callable[[np.ndarray], np.ndarray]) -> None:
+    img = nib.load(path)
+    data = edit(np.asarray(img.dataobj))
+    header = img.header.copy()
+    header.set_data_dtype(data.dtype)
+    nib.save(nib.Nifti1Image(data, img.affine, header), path)
+
+
+def rewrite_zip(path: Path, edit: Callable[[list[tuple[zipfile.ZipInfo, bytes]]], list]) -> None:
+    """Rewrite ``path`` with the (ZipInfo, bytes) entries ``edit`` returns."""
+    with zipfile.ZipFile(path) as zf:
+        entries = [(info, zf.read(info)) for info in zf.infolist()]
+    entries = edit(entries)
+    with zipfile.ZipFile(path, "w", zipfile.ZIP_DEFLATED) as zf:
+        for info, data in entries:
+            zf.writestr(info, data)
+
+
+def replace_member(path: Path, name: str, data: bytes) -> None:
+    def edit(entries):
+        assert name in [i.filename for i, _ in entries], name
+        return [(i, data if i.filename == name else d) for i, d in entries]
+
+    rewrite_zip(path, edit)
+
+
+def add_member(path: Path, info: zipfile.ZipInfo | str, data: bytes) -> None:
+    if isinstance(info, str):
+        info = zipfile.ZipInfo(info)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    rewrite_zip(path, lambda entries: [*entries, (info, data)])
+
+
+def first_member(path: Path, suffix: str = ".png", index: int = 0) -> str:
+    with zipfile.ZipFile(path) as zf:
+        return sorted(n for n in zf.namelist() if n.endswith(suffix) and "__MACOSX" not in n)[index]
+
+
+def png(array: np.ndarray) -> bytes:
+    return cv2.imencode(".png", array)[1].tobytes()
+
+
+def series_folder(raw: Path, case: str = "0001") -> Path:
+    return next(p.parent for p in sorted((raw / "Pancreas-CT" / f"PANCREAS_{case}").rglob("*.dcm")))
+
+
+def slices_by_position(folder: Path) -> list[Path]:
+    files = sorted(folder.glob("*.dcm"))
+    return sorted(files, key=lambda p: float(pydicom.dcmread(p, stop_before_pixels=True).ImagePositionPatient[2]))
+
+
+# ---- the corpus ---------------------------------------------------------------------------------
+# Each corruptor breaks ``raw`` in place and returns the subject id it broke (for on_error: skip),
+# or None when the source as a whole is unusable (discovery fails under both policies).
+
+
+def ms_truncated(raw: Path) -> str:
+    truncate(raw / "Patient-1" / "1-Flair.nii")
+    return "Patient-1"
+
+
+def ms_corrupt_header(raw: Path) -> str:
+    path = raw / "Patient-1" / "1-Flair.nii"
+    data = bytearray(path.read_bytes())
+    data[42:44] = struct.pack("<h", -5)  # dim[1] (NIfTI-1 header, dim starts at byte 40)
+    path.write_bytes(bytes(data))
+    return "Patient-1"
+
+
+def ms_image_without_mask(raw: Path) -> None:
+    (raw / "Patient-2" / "2-LesionSeg-Flair.nii").unlink()
+
+
+def ms_mask_without_image(raw: Path) -> None:
+    (raw / "Patient-1" / "1-Flair.nii").unlink()
+
+
+def lasc_truncated_gz(raw: Path) -> str:
+    truncate(raw / "Task02_Heart" / "imagesTr" / "la_003.nii.gz", 0.6)
+    return "la_003"
+
+
+def lasc_nan(raw: Path) -> str:
+    def edit(data):
+        data = data.astype(np.float32)
+        data[data.shape[0] // 2, :, :] = np.nan
+        data[0, 0, 0] = np.inf
+        return data
+
+    edit_nifti(raw / "Task02_Heart" / "imagesTr" / "la_003.nii.gz", edit)
+    return "la_003"
+
+
+def lasc_stray_labels(raw: Path) -> str:
+    def edit(data):
+        data = data.astype(np.uint8)
+        data[tuple(np.argwhere(data == 1)[0])] = 3
+        return data
+
+    edit_nifti(raw / "Task02_Heart" / "labelsTr" / "la_003.nii.gz", edit)
+    return "la_003"
+
+
+def lasc_shape_mismatch(raw: Path) -> str:
+    edit_nifti(raw / "Task02_Heart" / "labelsTr" / "la_003.nii.gz", lambda d: d[:, :, :-3])
+    return "la_003"
+
+
+def lasc_mask_without_image(raw: Path) -> None:
+    (raw / "Task02_Heart" / "imagesTr" / "la_004.nii.gz").unlink()
+
+
+def pancreas_dicom_cut_short(raw: Path) -> str:
+    truncate(slices_by_position(series_folder(raw))[5], 0.6)
+    return "PANCREAS_0001"
+
+
+def pancreas_missing_slice(raw: Path) -> str:
+    files = slices_by_position(series_folder(raw))
+    files[len(files) // 2].unlink()
+    return "PANCREAS_0001"
+
+
+def pancreas_two_series(raw: Path) -> str:
+    target = series_folder(raw, "0001")
+    for path in sorted(series_folder(raw, "0002").glob("*.dcm")):
+        shutil.copy2(path, target / f"x{path.name}")
+    return "PANCREAS_0001"
+
+
+def pancreas_image_without_mask(raw: Path) -> None:
+    (raw / "TCIA_pancreas_labels-02-05-2017" / "label0002.nii.gz").unlink()
+
+
+def pancreas_mask_without_image(raw: Path) -> None:
+    shutil.rmtree(raw / "Pancreas-CT" / "PANCREAS_0002")
+
+
+def pancreas_stray_labels(raw: Path) -> str:
+    def edit(data):
+        data = data.astype(np.uint8)
+        data[tuple(np.argwhere(data == 1)[0])] = 7
+        return data
+
+    edit_nifti(raw / "TCIA_pancreas_labels-02-05-2017" / "label0001.nii.gz", edit)
+    return "PANCREAS_0001"
+
+
+def aisd_case(raw: Path) -> str:
+    return first_member(raw / "image.zip").split("/")[0]
+
+
+def aisd_shape_mismatch(raw: Path) -> str:
+    name = first_member(raw / "mask.zip", index=3)
+    replace_member(raw / "mask.zip", name, png(np.zeros((40, 30), np.uint8)))
+    return name.split("/")[0]
+
+
+def aisd_not_a_png(raw: Path) -> str:
+    name = first_member(raw / "image.zip", index=2)
+    jpeg = cv2.imencode(".jpg", np.full((64, 64), 90, np.uint8))[1].tobytes()
+    replace_member(raw / "image.zip", name, jpeg)
+    return name.split("/")[0]
+
+
+def aisd_stray_mask_values(raw: Path) -> str:
+    name = first_member(raw / "mask.zip", index=1)
+    with zipfile.ZipFile(raw / "mask.zip") as zf:
+        mask = cv2.imdecode(np.frombuffer(zf.read(name), np.uint8), cv2.IMREAD_UNCHANGED)
+    mask[:4, :4] = 128
+    replace_member(raw / "mask.zip", name, png(mask))
+    return name.split("/")[0]
+
+
+def aisd_empty_archive(raw: Path) -> None:
+    with zipfile.ZipFile(raw / "mask.zip", "w"):
+        pass
+
+
+def aisd_dotdot_entry(raw: Path) -> None:
+    add_member(raw / "image.zip", f"../{aisd_case(raw)}/99.png", png(np.zeros((8, 8), np.uint8)))
+
+
+def faz_absolute_entry(raw: Path) -> None:
+    add_member(raw / "FAZ.zip", "/tmp/FAZ_sgementation/deep_all/99.png", png(np.zeros((8, 8), np.uint8)))
+
+
+def faz_symlink_entry(raw: Path) -> None:
+    info = zipfile.ZipInfo("FAZ_sgementation/deep_all/99.png")
+    info.external_attr = (stat.S_IFLNK | 0o777) << 16
+    add_member(raw / "FAZ.zip", info, b"/etc/passwd")
+
+
+def faz_zip_bomb(raw: Path) -> None:
+    add_member(raw / "FAZ.zip", "FAZ_sgementation/deep_all/99.png", bytes(8 << 20))  # 8 MiB of zeros
+
+
+def faz_not_a_png(raw: Path) -> str:
+    replace_member(raw / "FAZ.zip", "FAZ_sgementation/deep_all/1.png", b"<html><body>404 Not Found</body></html>")
+    return "deep_1"
+
+
+def faz_image_without_mask(raw: Path) -> None:
+    rewrite_zip(raw / "FAZ.zip",
+                lambda entries: [(i, d) for i, d in entries if i.filename != "FAZ_sgementation/deep_all/2.json"])
+
+
+def faz_empty_archive(raw: Path) -> None:
+    with zipfile.ZipFile(raw / "FAZ.zip", "w"):
+        pass
+
+
+@dataclass(frozen=True)
+class Case:
+    key: str
+    corrupt: Callable[[Path], str | None]
+    file: str  # regex the message must match where it names the file
+    problem: str  # regex for the problem
+
+
+CASES = {
+    "ms-truncated-nii": Case("ms", ms_truncated, r"Patient-1/1-Flair\.nii", r"truncated|damaged"),
+    "ms-corrupt-header": Case("ms", ms_corrupt_header, r"Patient-1/1-Flair\.nii", r"corrupt NIfTI header"),
+    "ms-image-without-mask": Case("ms", ms_image_without_mask, r"2-Flair\.nii", r"images without a <n>-LesionSeg-Flair mask"),
+    "ms-mask-without-image": Case("ms", ms_mask_without_image, r"1-LesionSeg-Flair\.nii", r"masks without a <n>-Flair image"),
+    "lasc-truncated-gz": Case("lasc", lasc_truncated_gz, r"imagesTr/la_003\.nii\.gz", r"truncated|damaged"),
+    "lasc-nan": Case("lasc", lasc_nan, r"imagesTr/la_003\.nii\.gz", r"NaN"),
+    "lasc-stray-labels": Case("lasc", lasc_stray_labels, r"labelsTr/la_003\.nii\.gz", r"unexpected label values 3"),
+    "lasc-shape-mismatch": Case("lasc", lasc_shape_mismatch, r"labelsTr/la_003\.nii\.gz", r"mask does not lie on the grid of its image"),
+    "lasc-mask-without-image": Case("lasc", lasc_mask_without_image, r"la_004\.nii\.gz", r"files listed under 'training' are missing"),
+    "pancreas-dicom-cut-short": Case("pancreas", pancreas_dicom_cut_short, r"PANCREAS_0001/.*/1-\d{3}\.dcm", r"DICOM files are unreadable or cut short"),
+    "pancreas-missing-slice": Case("pancreas", pancreas_missing_slice, r"PANCREAS_0001/", r"missing slice \(non-uniform spacing\)"),
+    "pancreas-two-series": Case("pancreas", pancreas_two_series, r"PANCREAS_0001/", r"expected one DICOM series per folder, found 2"),
+    "pancreas-image-without-mask": Case("pancreas", pancreas_image_without_mask, r"PANCREAS_0002", r"has no label0002\.nii\.gz"),
+    "pancreas-mask-without-image": Case("pancreas", pancreas_mask_without_image, r"label0002\.nii\.gz", r"has no patient folder"),
+    "pancreas-stray-labels": Case("pancreas", pancreas_stray_labels, r"label0001\.nii\.gz", r"unexpected label values 7"),
+    "aisd-shape-mismatch": Case("aisd", aisd_shape_mismatch, r"mask\.zip::\d{7}/\d+\.png", r"mask is 40x30 but its image"),
+    "aisd-not-a-png": Case("aisd", aisd_not_a_png, r"image\.zip::\d{7}/\d+\.png", r"says PNG but the content is JPEG"),
+    "aisd-stray-mask-values": Case("aisd", aisd_stray_mask_values, r"mask\.zip::\d{7}/\d+\.png", r"mask values \[0, 128, 255\]"),
+    "aisd-empty-archive": Case("aisd", aisd_empty_archive, r"mask\.zip", r"empty archive"),
+    "aisd-dotdot-entry": Case("aisd", aisd_dotdot_entry, r"image\.zip", r"'\.\.' path component"),
+    "faz-absolute-entry": Case("faz", faz_absolute_entry, r"FAZ\.zip", r"absolute path"),
+    "faz-symlink-entry": Case("faz", faz_symlink_entry, r"FAZ\.zip", r"symbolic link"),
+    "faz-zip-bomb": Case("faz", faz_zip_bomb, r"FAZ\.zip", r"compression ratio \d+ exceeds max_ratio"),
+    "faz-not-a-png": Case("faz", faz_not_a_png, r"FAZ\.zip::FAZ_sgementation/deep_all/1\.png", r"says PNG but"),
+    "faz-image-without-mask": Case("faz", faz_image_without_mask, r"deep_all/2\.png", r"image without LabelMe JSON"),
+    "faz-empty-archive": Case("faz", faz_empty_archive, r"FAZ\.zip", r"empty archive"),
+}
+
+
+# ---- running prepare ----------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def pristine(tmp_path_factory) -> Callable[[str], Path]:
+    """Synthesise each source once per module (small), on demand."""
+    root = tmp_path_factory.mktemp("pristine")
+    made: dict[str, Path] = {}
+
+    def get(key: str) -> Path:
+        if key not in made:
+            out = root / key
+            out.mkdir()
+            get_synthesizer(key).generate(out, subjects=SUBJECTS[key], seed=7)
+            made[key] = out
+        return made[key]
+
+    return get
+
+
+@pytest.fixture(scope="module")
+def params_file(tmp_path_factory) -> Path:
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["image_size"] = 64
+    path = tmp_path_factory.mktemp("params") / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    return path
+
+
+def files_under(root: Path) -> set[str]:
+    return {p.relative_to(root).as_posix() for p in root.rglob("*")}
+
+
+def run_prepare(key: str, raw: Path, out: Path, params: Path, on_error: str) -> str | None:
+    """The SystemExit message of prepare, or None when it succeeded."""
+    try:
+        prepare.main(["--dataset", key, "--raw", str(raw), "--out", str(out), "--params", str(params),
+                      "--n-jobs", "1", "--on-error", on_error])
+    except SystemExit as exc:
+        assert exc.code not in (0, None), "prepare exited 0 through SystemExit"
+        return str(exc.code)
+    return None
+
+
+@pytest.mark.parametrize("name", list(CASES))
+def test_bad_input(name, pristine, params_file, tmp_path):
+    case = CASES[name]
+    raw = tmp_path / "raw"
+    shutil.copytree(pristine(case.key), raw)
+    subject = case.corrupt(raw)
+    outputs = tmp_path / "outputs"
+    outputs.mkdir()
+    before = files_under(tmp_path)
+
+    out = outputs / "prepared"
+    message = run_prepare(case.key, raw, out, params_file, "fail")
+    assert message is not None, f"{name}: prepare accepted the corrupted source"
+    assert message.startswith(f"prepare@{case.key}: ") and "Traceback" not in message
+    assert re.search(case.file, message), f"{name}: file not named: {message}"
+    assert re.search(case.problem, message), f"{name}: problem not named: {message}"
+    assert not out.exists(), f"{name}: output folder created"
+    assert files_under(tmp_path) == before, f"{name}: files written: {files_under(tmp_path) - before}"
+
+    skipped = run_prepare(case.key, raw, out, params_file, "skip")
+    if subject is None:  # the source as a whole is unusable: skip cannot help
+        assert skipped is not None and not out.exists()
+        assert files_under(tmp_path) == before
+    else:
+        assert skipped is None, f"{name}: on_error skip still failed: {skipped}"
+        stats = json.loads((out / "stats.json").read_text())
+        assert list(stats["skipped_subjects"]) == [subject]
+        reason = stats["skipped_subjects"][subject]
+        assert re.search(case.file, reason) and re.search(case.problem, reason), reason
+        subjects = {row.split(",")[1] for row in (out / "manifest.csv").read_text().splitlines()[1:]}
+        assert subjects and subject not in subjects  # the others were prepared, this one not
+        written = files_under(tmp_path) - before
+        assert written == {"outputs/prepared", *(f"outputs/prepared/{f}" for f in files_under(out))}
+    assert "\n" not in message, f"{name}: message is not one line:\n{message}"
+
+
+def test_archive_limits_come_from_params(pristine, tmp_path):
+    """The zip limits are reader options in params: lowering max_member_bytes refuses a clean source."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["image_size"] = 64
+    params["datasets"]["faz"]["prepare"]["reader"] = {"max_member_bytes": 1000}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    message = run_prepare("faz", pristine("faz"), tmp_path / "out", path, "fail")
+    assert message is not None and "exceeds max_member_bytes=1000" in message
+    assert not (tmp_path / "out").exists()
+
+
+def test_cli_prints_one_line_and_no_traceback(pristine, params_file, tmp_path):
+    """Through the real command line: exit status 1, the message on stderr, no traceback."""
+    raw = tmp_path / "raw"
+    shutil.copytree(pristine("lasc"), raw)
+    lasc_nan(raw)
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.prepare", "--dataset", "lasc", "--raw", str(raw), "--out",
+         str(tmp_path / "out"), "--params", str(params_file), "--n-jobs", "2"],
+        cwd=ROOT, capture_output=True, text=True,
+    )
+    assert proc.returncode == 1
+    assert "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert re.match(r"prepare@lasc: .*imagesTr/la_003\.nii\.gz: \d+ voxels are NaN or Inf", last), proc.stderr
+    assert not (tmp_path / "out").exists()
