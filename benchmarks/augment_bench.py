@@ -8,7 +8,11 @@ checks, applied params to JSON, PNG files, manifest. Run: ``python -m benchmarks
 
 from __future__ import annotations
 
-import argparse
+import os
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # before tqdm is imported: figures only, no progress bars
+
+import argparse  # noqa: E402
 import random
 import tempfile
 import time

@@ -127,8 +127,11 @@ def main(argv: list[str] | None = None) -> None:
         print(f"  ratio ours/floor: total time {(o_load + o_work) / (f_load + f_work):.2f}x (aim <= 1.3), "
               f"excluding load {o_work / f_work:.2f}x, load {o_load / f_load:.2f}x")
         refs = [write_ct(tmp, f"vol{i}", max(8, args.slices // 2), seed=i) for i in range(args.volumes)]
-        one = wall(tasks(refs, tmp / "w1"), 1)
-        two = wall(tasks(refs, tmp / "w2"), 2)
+        runs = {1: [], 2: []}
+        for attempt in range(2):  # interleaved, best of two: the first pass also warms the page cache
+            for jobs in runs:
+                runs[jobs].append(wall(tasks(refs, tmp / f"w{jobs}-{attempt}"), jobs))
+        one, two = min(runs[1]), min(runs[2])
         pairs = len(refs) * max(8, args.slices // 2)
         print(f"workers ({len(refs)} volumes, {pairs} pairs written): 1 -> {one:.2f} s ({pairs / one:.0f} pairs/s), "
               f"2 -> {two:.2f} s, speed-up {one / two:.2f}x (aim ~1.8)")

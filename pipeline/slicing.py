@@ -59,17 +59,18 @@ def display_stack(volume: np.ndarray, *, axis: int, indices: list[int] | None = 
     if not len(idx):
         return out
     slow = int(np.argmax(np.abs(volume.strides)))
+    if slow == axis:  # each slice is one block in memory (e.g. axial slices of a NIfTI volume)
+        for j, index in enumerate(idx.tolist()):
+            out[j] = volume[(slice(None),) * axis + (index,)].T[::-1, ::-1]
+        return out
     per_unit = volume.itemsize * volume.size // volume.shape[slow]
     step = max(1, _BLOCK_BYTES // max(1, per_unit))
     subset = not np.array_equal(idx, np.arange(volume.shape[axis]))  # every slice: no gather at all
-    for start in range(0, len(idx) if slow == axis else volume.shape[slow], step):
+    for start in range(0, volume.shape[slow], step):
         block = [slice(None)] * 3
         block[slow] = slice(start, start + step)
-        if slow == axis:
-            target[tuple(block)] = np.take(volume, idx[start : start + step], axis=axis)
-        else:
-            src = volume[tuple(block)]
-            target[tuple(block)] = np.take(src, idx, axis=axis) if subset else src
+        src = volume[tuple(block)]
+        target[tuple(block)] = np.take(src, idx, axis=axis) if subset else src
     return out
 
 

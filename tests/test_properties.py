@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 
@@ -133,14 +133,14 @@ def test_split_assigns_every_subject_to_exactly_one_split(ids, ratios, seed):
 @given(ids=st.lists(st.integers(0, 10**6).map(lambda n: f"case-{n}"), min_size=30, max_size=60, unique=True),
        new=st.integers(0, 10**6).map(lambda n: f"new-{n}"), ratios=split_ratios(min_weight=3),
        seed=st.integers(0, 2**31))
-def test_split_is_stable_when_a_subject_is_added(ids, new, ratios, seed):
+def test_split_is_nearly_stable_when_a_subject_is_added(ids, new, ratios, seed):
+    """Balancing to within one subject of the ratios may move the subjects nearest to a split
+    boundary, at most one per split; every other subject keeps its split."""
     before = assign_splits(ids, ratios, seed=seed)
-    counts = {n: list(before.values()).count(n) for n, r in ratios.items() if r > 0}
-    # a split with a single member may have been filled by the small-set fix-up, which a new
-    # subject can make unnecessary; with two or more members everywhere nobody was moved
-    assume(all(c >= 2 for c in counts.values()))
     after = assign_splits([*ids, new], ratios, seed=seed)
-    assert {s: after[s] for s in ids} == before
+    assert sum(after[s] != before[s] for s in ids) <= len(ratios)
+    for name, ratio in ratios.items():
+        assert abs(list(after.values()).count(name) - (len(ids) + 1) * ratio) < 1
 
 
 # ---- mask encoding ------------------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""Subject-wise split: exclusive, stable, close to the ratios, no empty split when avoidable."""
+"""Subject-wise split: exclusive, within one subject of the ratios, nearly stable, no empty split when avoidable."""
 
 from __future__ import annotations
 
@@ -15,17 +15,30 @@ def test_every_subject_in_exactly_one_split():
     assert sorted(got) == sorted(ids) and set(got.values()) == set(RATIOS)
 
 
-def test_ratios_respected_on_many_subjects():
-    got = assign_splits([f"s{i}" for i in range(4000)], RATIOS, seed=7)
-    for name, ratio in RATIOS.items():
-        share = sum(v == name for v in got.values()) / 4000
-        assert abs(share - ratio) < 0.025, (name, share)
+@pytest.mark.parametrize("n", [6, 7, 10, 20, 33, 82, 400])
+def test_counts_within_one_subject_of_the_ratios(n):
+    for seed in range(10):
+        got = list(assign_splits([f"s{i}" for i in range(n)], RATIOS, seed=seed).values())
+        for name, ratio in RATIOS.items():
+            assert abs(got.count(name) - n * ratio) < 1, (n, seed, name, got.count(name))
 
 
-def test_stable_when_subjects_are_added_and_seed_matters():
+def test_six_subjects_split_four_one_one():
+    """The demo's smallest sources: 70/15/15 of 6 is 4.2/0.9/0.9, so 4/1/1 for every seed."""
+    for seed in range(50):
+        got = list(assign_splits([f"case_{i}" for i in range(6)], RATIOS, seed=seed).values())
+        assert (got.count("train"), got.count("valid"), got.count("test")) == (4, 1, 1), seed
+
+
+def test_adding_a_subject_moves_few_others_and_seed_matters():
+    moved = []
+    for seed in range(20):
+        for n in range(10, 60, 7):
+            base = assign_splits([f"s{i}" for i in range(n)], RATIOS, seed=seed)
+            more = assign_splits([*base, "newcomer"], RATIOS, seed=seed)
+            moved.append(sum(more[s] != split for s, split in base.items()))
+    assert max(moved) <= 3 and sum(m == 0 for m in moved) > len(moved) // 3, moved
     base = assign_splits([f"s{i}" for i in range(40)], RATIOS, seed=1)
-    more = assign_splits([f"s{i}" for i in range(60)], RATIOS, seed=1)
-    assert all(more[s] == split for s, split in base.items())
     assert assign_splits(reversed(list(base)), RATIOS, seed=1) == base  # order does not matter
     assert assign_splits(list(base), RATIOS, seed=2) != base
 
