@@ -70,7 +70,7 @@ def _patient(rng: np.random.Generator) -> tuple[dict[str, np.ndarray], dict[str,
         p = c + rng.uniform(-1, 1, 3) * r * [0.6, 0.6, 1.0]
         if not (zlo <= p[2] <= zhi) or not wm[tuple(int(round(v)) for v in p)]:
             continue
-        blob = _lesion(rng, shape, p, float(rng.uniform(2.5, 7.0)), spacing) & brain
+        blob = _lesion(rng, shape, p, float(rng.uniform(4.0, 9.0)), spacing) & brain
         if blob.any():
             lesions.append((blob, not lesions or bool(rng.random() < 0.5)))  # T1 "black holes": a subset
     lesion = np.any([b for b, _ in lesions], axis=0)
