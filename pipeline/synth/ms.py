@@ -21,11 +21,15 @@ TISSUE = {
     "T2": {"scalp": 0.55, "gm": 0.6, "wm": 0.38, "csf": 1.0, "lesion": 0.85},
 }
 METADATA_NAME = "patient_info.xlsx"
+MIN_SECTION_MM2 = 12.0  # smallest lesion cross-section drawn on a slice (about a 4 mm disc)
 
 
 def _lesion(rng: np.random.Generator, shape: tuple[int, ...], center: np.ndarray, radius_mm: float,
             spacing: tuple[float, float, float]) -> np.ndarray:
-    """Ovoid lesion in mm: a blob drawn on an isotropic in-plane grid, sampled at the thick slices."""
+    """Ovoid lesion in mm: a blob drawn on an isotropic in-plane grid, sampled at the thick slices.
+
+    Cross-sections under ``MIN_SECTION_MM2`` are left out, as a rater skips a partial-volume sliver
+    at a lesion's tip: a thick slice that grazes a lesion shows no bright spot to label."""
     iso = spacing[0]
     r_vox = radius_mm / iso
     half = int(np.ceil(r_vox * 2.2)) + 1
@@ -39,7 +43,9 @@ def _lesion(rng: np.random.Generator, shape: tuple[int, ...], center: np.ndarray
         x0, y0 = cx - half, cy - half
         xs = slice(max(x0, 0), min(x0 + 2 * half + 1, shape[0]))
         ys = slice(max(y0, 0), min(y0 + 2 * half + 1, shape[1]))
-        out[xs, ys, k] |= blob[xs.start - x0 : xs.stop - x0, ys.start - y0 : ys.stop - y0, zi]
+        section = blob[xs.start - x0 : xs.stop - x0, ys.start - y0 : ys.stop - y0, zi]
+        if np.count_nonzero(section) * spacing[0] * spacing[1] >= MIN_SECTION_MM2:
+            out[xs, ys, k] |= section
     return out
 
 
