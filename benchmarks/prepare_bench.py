@@ -3,7 +3,8 @@
 The floor is what no exporter can avoid: nibabel load of image and mask, one window over the
 volume, cv2 PNG encoding of every image and mask slice. "Ours" is the real path: the lasc NIfTI
 reader (RAS+ canonical, label checks), prepare_subject (window, upright slicing, filter, resize,
-encode) and, for the worker figures, run_task writing the files. Run: ``python -m benchmarks.prepare_bench``.
+encode), the integrity record of stats.json and, for the worker figures, run_task writing the files.
+Run: ``python -m benchmarks.prepare_bench``.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import cv2
 import nibabel as nib
 import numpy as np
 
+from pipeline.integrity import summarise_subject
 from pipeline.prepare import Task, outcomes_in_order, prepare_subject, run_task
 from pipeline.readers import lasc
 from pipeline.subject import SubjectRef
@@ -63,6 +65,7 @@ def ours(ref: SubjectRef) -> tuple[float, float, int]:
     subject = lasc.load(ref)
     t1 = time.perf_counter()
     pairs = len(prepare_subject(subject, **OPTIONS).records)
+    summarise_subject(subject, expected_labels=(0, 1))  # stats.json's integrity record, as run_task does
     return t1 - t0, time.perf_counter() - t1, pairs
 
 

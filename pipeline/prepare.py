@@ -17,6 +17,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import DatasetError
+from pipeline.integrity import summarise, summarise_subject
 from pipeline.intensity import to_uint8
 from pipeline.masks import check_labels, encoding_lut
 from pipeline.plots import save_montage, save_split_counts
@@ -153,6 +154,7 @@ class Outcome:
     dropped: dict[str, int] = field(default_factory=dict)
     kept_empty: int = 0
     geometry: dict | None = None
+    integrity: dict | None = None  # summarise_subject's record: shape, spacing, labels, percentiles
     error: str | None = None
 
 
@@ -194,8 +196,10 @@ def run_task(task: Task) -> Outcome:
         "spacing": [float(s) for s in subject.spacing], "slice_names": list(subject.slice_names or []),
         "placement": prepared.placement.to_dict() if prepared.placement else None, "slices": slices,
     }
+    integrity = summarise_subject(subject, expected_labels=range(int(task.options.get("num_classes", 1)) + 1))
+    integrity["sources"] = [relative_source(s, task.raw) for s in subject.sources]  # same wherever raw lives
     return Outcome(subject.subject_id, task.split, rows, prepared.slices_seen, prepared.dropped,
-                   prepared.kept_empty, geometry)
+                   prepared.kept_empty, geometry, integrity)
 
 
 def write_manifest(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
@@ -210,7 +214,8 @@ def write_json(path: Path, data: Any) -> None:
 
 
 def summarize(outcomes: Sequence[Outcome], assignment: Mapping[str, str], splits: Sequence[str]) -> dict:
-    """stats.json: pairs and subjects per split, drops by reason, skipped subjects, the split assignment."""
+    """stats.json: pairs and subjects per split, drops by reason, skipped subjects, the split assignment,
+    and the integrity report of the subjects read (as ``python -m stages.check`` prints it)."""
     done = [o for o in outcomes if o.error is None]
     dropped: dict[str, int] = {}
     for o in done:
@@ -224,6 +229,7 @@ def summarize(outcomes: Sequence[Outcome], assignment: Mapping[str, str], splits
         "kept_empty": sum(o.kept_empty for o in done),
         "skipped_subjects": {o.subject_id: o.error for o in outcomes if o.error is not None},
         "split_assignment": dict(sorted(assignment.items())),
+        "integrity": summarise([o.integrity for o in done if o.integrity], []),
     }
 
 

@@ -143,6 +143,11 @@ def test_stage_outputs_are_byte_identical_across_runs_and_workers(lasc_raw, tmp_
     assert set(np.unique(cv2.imread(str(tmp_path / "a" / rows[0]["mask"]), cv2.IMREAD_UNCHANGED))) <= {0, 255}
     geometry = json.loads(a["geometry.json"])
     assert set(geometry) == set(split_of) and all(len(g["affine"]) == 4 for g in geometry.values())
+    integrity = stats["integrity"]  # the check stage's report, for the subjects prepare read
+    assert integrity["ok"] and integrity["subjects_loaded"] == len(split_of) and integrity["labels"] == [0, 1]
+    assert {r["subject"] for r in integrity["subjects"]} == set(split_of)
+    assert integrity["spacing"]["min"] <= integrity["spacing"]["median"] <= integrity["spacing"]["max"]
+    assert all(r["percentiles"]["0.5"] <= r["percentiles"]["99.5"] for r in integrity["subjects"])
 
 
 @pytest.fixture
