@@ -7,7 +7,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup demo test bench verify clean
+.PHONY: setup demo test bench figures verify clean
 
 setup: $(STAMP)
 
@@ -25,6 +25,10 @@ test: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.prepare_bench
+	$(BIN)/python -m benchmarks.augment_bench
+
+figures: $(STAMP)
+	$(BIN)/python -m scripts.readme_figures
 
 verify: $(STAMP)
 	$(BIN)/python -m scripts.verify --dataset lasc

@@ -94,8 +94,8 @@ def predictions(root: Path, params: dict, out: Path) -> None:
         image = read_image(image_path)
         truth, pred = read_mask(truth_path, num_classes=classes), read_mask(pred_path, num_classes=classes)
         rows.append((image, truth, pred))
-        overlays.append(cv2.resize(error_overlay(image, pred, truth), (256, 256), interpolation=cv2.INTER_AREA))
-    save_rgb(out / "triptych.png", triptych(rows, tile=192))
+        overlays.append(cv2.resize(error_overlay(image, pred, truth), (176, 176), interpolation=cv2.INTER_AREA))
+    save_rgb(out / "triptych.png", triptych(rows, tile=160))
     save_rgb(out / "tp_fp_fn.png", np.concatenate(overlays, axis=1))
 
 
@@ -125,8 +125,8 @@ def main(argv: list[str] | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     params = yaml.safe_load((root / "params.yaml").read_text())
     _shrink(root / "reports/pancreas/prepare/split_counts.png", out / "split_counts.png", 560)
-    _shrink(root / "reports/lasc/prepare/samples.png", out / "prepare_samples.png", 900)
-    _shrink(root / "reports/faz/augment/samples.png", out / "augment_samples.png", 900)
+    _shrink(root / "reports/lasc/prepare/samples.png", out / "prepare_samples.png", 720)
+    _shrink(root / "reports/faz/augment/samples.png", out / "augment_samples.png", 720)
     curves(root, out / "curves.png")
     predictions(root, params, out)
     readme = args.readme.read_text()
