@@ -63,6 +63,12 @@ def discover(raw: Path, *, max_member_bytes: int = archive.MAX_MEMBER_BYTES,
     return refs
 
 
+def notes(raw: Path) -> list[str]:
+    """What the split of this source can and cannot promise (written to stats.json by prepare)."""
+    return ["subjects are single images (<category>_<n>): the source publishes no patient id, so the "
+            "split is by image and two scans of one patient may land in different splits"]
+
+
 def load(ref: SubjectRef, *, max_member_bytes: int = archive.MAX_MEMBER_BYTES,
          max_total_bytes: int = archive.MAX_TOTAL_BYTES, max_ratio: float = archive.MAX_RATIO) -> Subject:
     """The image as a ``(1, H, W)`` float32 0..255 stack and the FAZ polygon mask as ``(1, H, W)`` 0/1."""
