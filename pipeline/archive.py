@@ -100,8 +100,8 @@ def open_archive(path: Path | str, *, max_member_bytes: int = MAX_MEMBER_BYTES,
         if head == b"PK\x03\x04":
             raise DatasetError(path, f"truncated or damaged zip ({exc}): download it again") from exc
         raise DatasetError(path, f"not a zip archive (starts with {head!r}, expected b'PK\\x03\\x04')") from exc
-    except OSError as exc:
-        raise DatasetError(path, f"cannot read archive: {exc}") from exc
+    except (OSError, ValueError, IndexError, NotImplementedError) as exc:  # damaged central directory
+        raise DatasetError(path, f"cannot read archive ({type(exc).__name__}: {exc}); download it again") from exc
     try:
         _check_entries(path, zf.infolist(), max_member_bytes=max_member_bytes,
                        max_total_bytes=max_total_bytes, max_ratio=max_ratio)
@@ -145,6 +145,9 @@ def read_member(zf: zipfile.ZipFile, name: str, *, max_member_bytes: int = MAX_M
                 chunks.append(chunk)
     except (zipfile.BadZipFile, zlib.error, EOFError, OSError) as exc:
         raise DatasetError(where, f"damaged member ({exc}): download the archive again") from exc
+    except (RuntimeError, NotImplementedError) as exc:  # encrypted, or Deflate64/LZMA-less Python etc.
+        raise DatasetError(where, f"cannot read member ({exc}); repack the archive as a plain, "
+                                  "unencrypted zip (deflate or store)") from exc
     return b"".join(chunks)
 
 

@@ -106,14 +106,16 @@ def image_scores(pred: np.ndarray, truth: np.ndarray, *, num_classes: int = 2) -
 def seeds_dice_terms(prob: np.ndarray, truth: np.ndarray, *, num_classes: int) -> np.ndarray:
     """Sums the seeds' ``dice_coef`` needs: ``[sum(y_true * y_pred), sum(y_true) + sum(y_pred)]``.
 
-    Like the seeds, background is one of the channels and every pixel of every image is pooled, so
-    the terms add up over batches. ``prob`` is ``(..., H, W)`` sigmoid foreground probabilities
-    for one class (``num_classes <= 2``) or ``(..., H, W, C)`` softmax probabilities; ``truth``
-    holds class indices of shape ``(..., H, W)``.
+    Exactly what the seeds computed on their model's output, pooled over every pixel of every
+    image so the terms add up over batches: for a sigmoid head (``prob`` of the shape of ``truth``,
+    the faz/ms/pancreas seeds' TensorflowUNet) the foreground channel alone; for a softmax head
+    (``(..., H, W, C)``, the aisd/lasc seeds' FlexUNet ``dice_coef_multiclass``) every channel,
+    background included. ``truth`` holds class indices of shape ``(..., H, W)``.
     """
     prob = np.asarray(prob, dtype=np.float64)
-    if num_classes <= 2 and prob.shape == truth.shape:
-        prob = np.stack([1.0 - prob, prob], axis=-1)
+    if prob.shape == truth.shape:  # sigmoid: y_true is the 0/1 foreground mask itself
+        target = (np.asarray(truth) > 0).astype(np.float64)
+        return np.array([float((target * prob).sum()), float(target.sum() + prob.sum())])
     n = prob.shape[-1]
     if prob.shape[:-1] != truth.shape:
         raise ValueError(f"probabilities {prob.shape} do not match ground truth {truth.shape} + classes")
@@ -122,7 +124,7 @@ def seeds_dice_terms(prob: np.ndarray, truth: np.ndarray, *, num_classes: int) -
 
 
 def seeds_dice(terms: np.ndarray, *, smooth: float = 1.0) -> float:
-    """The seeds' background-inclusive batch Dice from summed ``seeds_dice_terms``."""
+    """The seeds' batch Dice from summed ``seeds_dice_terms``."""
     return float((2.0 * terms[0] + smooth) / (terms[1] + smooth))
 
 
@@ -139,17 +141,25 @@ def surface_distances(
     """Distances from each boundary pixel of one mask to the other mask's boundary, both ways.
 
     Returns ``(pred_to_truth, truth_to_pred)`` in pixels (or in the units of ``spacing``, given
-    per numpy axis), or None when either mask lacks ``label`` (the distance is undefined there).
-    Works for 2D slices and 3D volumes; boundaries come from SimpleITK's LabelContour and
-    distances from its SignedMaurerDistanceMap.
+    per numpy axis); None when neither mask has ``label``. When only one has it (a missed or an
+    invented object) its boundary pixels get the image diagonal, the farthest any surface could
+    be (the BraTS convention), and the other direction is empty: a missed slice must count
+    against HD95, not vanish from it. Works for 2D slices and 3D volumes; boundaries come from
+    SimpleITK's LabelContour and distances from its SignedMaurerDistanceMap.
     """
     _check_pair(pred, truth)
     # A background frame, so an object touching the image edge has its boundary there too
     # (LabelContour finds none for a mask that fills the whole image).
     p = np.pad(pred == label, 1).astype(np.uint8)
     t = np.pad(truth == label, 1).astype(np.uint8)
-    if not p.any() or not t.any():
+    if not p.any() and not t.any():
         return None
+    if not p.any() or not t.any():
+        steps = np.ones(p.ndim) if spacing is None else np.asarray(spacing, dtype=np.float64)
+        diagonal = float(np.linalg.norm(np.asarray(pred.shape) * steps))
+        contour = sitk.GetArrayFromImage(sitk.LabelContour(_to_sitk(p if p.any() else t, spacing))) > 0
+        far, none = np.full(int(contour.sum()), diagonal), np.zeros(0)
+        return (far, none) if p.any() else (none, far)
     out = []
     for a, b in ((p, t), (t, p)):
         contour = sitk.GetArrayFromImage(sitk.LabelContour(_to_sitk(a, spacing))) > 0
@@ -165,12 +175,10 @@ def hd95(distances: Iterable[tuple[np.ndarray, np.ndarray] | None]) -> float:
     """Symmetric 95th-percentile Hausdorff distance over pooled surface distances.
 
     ``distances`` are ``surface_distances`` results, e.g. of all slices of one subject; None
-    entries (a mask empty in that slice) are skipped. The larger of the two directed 95th
-    percentiles is returned (as MedPy and MONAI do); NaN when nothing is left.
+    entries (the label absent from both masks there) are skipped. The larger of the two directed
+    95th percentiles is returned (as MedPy and MONAI do); NaN when no surface is left at all.
     """
-    pairs = [d for d in distances if d is not None and d[0].size and d[1].size]
-    if not pairs:
-        return float("nan")
-    a = np.concatenate([p[0] for p in pairs])
-    b = np.concatenate([p[1] for p in pairs])
-    return float(max(np.percentile(a, 95), np.percentile(b, 95)))
+    pairs = [d for d in distances if d is not None]
+    directed = [np.concatenate([p[i] for p in pairs]) for i in (0, 1)] if pairs else []
+    found = [np.percentile(d, 95) for d in directed if d.size]
+    return float(max(found)) if found else float("nan")

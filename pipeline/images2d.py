@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import struct
 from dataclasses import dataclass
 
 import cv2
@@ -15,6 +16,7 @@ MAGIC = {
     "jpeg": (b"\xff\xd8\xff",),
 }
 EXTENSIONS = {".png": "png", ".jpg": "jpeg", ".jpeg": "jpeg"}
+MAX_PIXELS = 8192 * 8192  # a 2D slice or en-face scan; larger PNGs are refused before they are inflated
 
 
 def sniff(data: bytes) -> str | None:
@@ -42,7 +44,15 @@ def decode_grey(data: bytes, *, name: str) -> np.ndarray:
         what = found.upper() if found else f"not {expected.upper()}"
         raise DatasetError(name, f"extension {ext} says {expected.upper()} but the content is {what} "
                                  f"(starts with {data[:8]!r}); replace it with a real {expected.upper()} file")
-    array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    if found == "png" and len(data) >= 24:  # IHDR: width and height before any pixel is inflated
+        width, height = struct.unpack(">II", data[16:24])
+        if width * height > MAX_PIXELS:
+            raise DatasetError(name, f"PNG claims {width}x{height} pixels, more than the {MAX_PIXELS} allowed "
+                                     "for a 2D slice; is it really a slice of this source?")
+    try:
+        array = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_UNCHANGED) if data else None
+    except cv2.error as exc:
+        raise DatasetError(name, f"cannot decode image ({str(exc).strip().splitlines()[-1][:200]})") from None
     if array is None:
         raise DatasetError(name, f"cannot decode image ({len(data)} bytes): damaged or unsupported format")
     if array.dtype != np.uint8:
@@ -53,7 +63,7 @@ def decode_grey(data: bytes, *, name: str) -> np.ndarray:
         array = array[:, :, :3]
     if array.shape[2] == 1:
         return array[:, :, 0]
-    if not np.abs(array.astype(np.int16) - array[:, :, :1]).any():
+    if np.array_equal(array[:, :, 0], array[:, :, 1]) and np.array_equal(array[:, :, 0], array[:, :, 2]):
         return np.ascontiguousarray(array[:, :, 0])
     return cv2.cvtColor(array, cv2.COLOR_BGR2GRAY)
 

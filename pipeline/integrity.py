@@ -12,6 +12,8 @@ from pipeline.errors import DatasetError
 from pipeline.subject import Subject
 
 PERCENTILES = (0.5, 50.0, 99.5)
+# Subject.meta counters that readers fill and the report totals (aisd, faz)
+READER_COUNTS = ("missing_masks", "clipped_points", "polygons")
 SAMPLE = 1 << 16  # voxels the intensity percentiles are taken from (nnU-Net samples 10k per case)
 
 
@@ -101,6 +103,8 @@ def summarise_subject(subject: Subject, *, expected_labels: Iterable[int] | None
         "percentiles": dict(zip([str(p) for p in PERCENTILES], percentiles)),
         "nan": nan,
         "inf": inf,
+        # what the reader counted on the way (slices without a mask file, polygon points clipped...)
+        "meta": {k: v for k, v in subject.meta.items() if isinstance(v, (bool, int, float, str))},
         "problems": problems,
     }
 
@@ -149,6 +153,8 @@ def summarise(records: Sequence[dict], errors: Sequence[dict]) -> dict:
         "modalities": sorted({r["modality"] for r in records}),
         "empty_masks": sorted(r["subject"] for r in records if r["foreground_voxels"] == 0),
         "nonfinite_subjects": sorted(r["subject"] for r in records if r["nan"] or r["inf"]),
+        "reader_counts": {name: sum(int(r.get("meta", {}).get(name, 0)) for r in records) for name in READER_COUNTS
+                          if any(name in r.get("meta", {}) for r in records)},
         "problem_count": len(problems),
         "problems": problems,
         "subjects": list(records),

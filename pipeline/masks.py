@@ -51,7 +51,7 @@ def encoding_lut(*, num_classes: int = 1, rgb_map: RgbMap | None = None) -> np.n
 def encode_mask(labels: np.ndarray, *, num_classes: int = 1, rgb_map: RgbMap | None = None) -> np.ndarray:
     """Class indices (H, W) uint8 ``0..num_classes`` to the array written as PNG.
 
-    ``num_classes`` counts foreground classes (as params' ``train.num_classes``). One class: single
+    ``num_classes`` counts foreground classes (as params' ``prepare.num_classes``). One class: single
     channel 0/255. Several: single-channel class index, or with ``rgb_map`` ``{class: (r, g, b)}`` a
     3-channel image in OpenCV's BGR order, ready for ``cv2.imencode``.
     """

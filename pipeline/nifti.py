@@ -70,7 +70,11 @@ def _read(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
     affine = img.affine
     if affine is None or not np.all(np.isfinite(affine)) or abs(np.linalg.det(affine[:3, :3])) < 1e-12:
         raise DatasetError(path, f"corrupt NIfTI header: unusable affine {affine!r}; fix the qform/sform")
-    orientation = "".join(nib.aff2axcodes(affine))
+    codes = nib.aff2axcodes(affine)
+    if None in codes:
+        raise DatasetError(path, f"corrupt NIfTI header: affine {np.round(affine, 4).tolist()} maps no axis to "
+                                 "a direction; fix the qform/sform")
+    orientation = "".join(codes)
     try:
         canon = nib.as_closest_canonical(img)
         data = np.asanyarray(canon.dataobj)
@@ -190,12 +194,14 @@ def save_volume(
     *,
     orientation: str = "RAS",
     dtype: np.dtype | type | None = None,
+    intent: str | None = None,
 ) -> None:
     """Write a RAS+ canonical ``(X, Y, Z)`` array to NIfTI, stored in axis order ``orientation``.
 
     ``affine`` maps the canonical indices to RAS+ mm; the stored array is flipped/permuted to
     ``orientation`` (e.g. ``"LPS"``) with its affine adjusted so it describes the same anatomy.
     ``.nii.gz`` output is byte-identical for identical input (nibabel writes gzip with mtime 0).
+    ``intent`` sets the header's intent code (e.g. ``"label"`` for segmentations).
     """
     array = np.asarray(array if dtype is None else np.asarray(array).astype(dtype))
     ras = nib.orientations.io_orientation(affine)
@@ -207,4 +213,6 @@ def save_volume(
     img.set_sform(stored_affine, code=1)
     img.set_qform(stored_affine, code=1)
     img.header.set_xyzt_units("mm")
+    if intent:
+        img.header.set_intent(intent)
     img.to_filename(str(path))

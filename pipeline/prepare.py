@@ -172,9 +172,10 @@ def run_task(task: Task) -> Outcome:
         prepared = prepare_subject(subject, **task.options)
     except DatasetError as err:
         return Outcome(ref.subject_id, task.split, error=str(err))
-    except (OSError, EOFError, ValueError) as err:  # unreadable file the reader did not wrap
+    except Exception as err:  # noqa: BLE001  (a library error no reader wrapped: still one subject's problem)
         where = ref.files[0] if ref.files else ref.subject_id
-        return Outcome(ref.subject_id, task.split, error=f"{where}: cannot read subject: {type(err).__name__}: {err}")
+        detail = " ".join(str(err).split())[:300]
+        return Outcome(ref.subject_id, task.split, error=f"{where}: cannot read subject: {type(err).__name__}: {detail}")
     out = Path(task.out) / task.split
     source = ";".join(relative_source(s, task.raw) for s in subject.sources)
     rows, slices = [], {}
@@ -194,6 +195,9 @@ def run_task(task: Task) -> Outcome:
         "axis": task.options["axis"] if subject.layout == "volume" else 0,
         "affine": None if subject.affine is None else np.asarray(subject.affine, dtype=float).round(6).tolist(),
         "spacing": [float(s) for s in subject.spacing], "slice_names": list(subject.slice_names or []),
+        # axis codes of the source label file as stored, so infer writes its volumes the same way
+        "orientation": subject.meta.get("mask_orientation") or subject.meta.get("label_orientation")
+        or subject.orientation,
         "placement": prepared.placement.to_dict() if prepared.placement else None, "slices": slices,
     }
     integrity = summarise_subject(subject, expected_labels=range(int(task.options.get("num_classes", 1)) + 1))

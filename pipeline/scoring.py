@@ -54,9 +54,10 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
 
     Predictions are upsampled with nearest neighbour to each stored mask; Dice/IoU are foreground,
     per image; subjects pool their slices' counts and surface distances (HD95 in pixels of the
-    stored masks); precision/recall pool every pixel; ``dice_seeds_style`` is the seeds'
-    background-inclusive batch Dice on the model-size probabilities. ``keep`` names stems whose
-    ``(image path, truth, prediction)`` are returned for pictures.
+    stored masks; a slice where the object is missed or invented counts its boundary at the image
+    diagonal); precision/recall pool every pixel; ``dice_seeds_style`` is the seeds' batch Dice
+    on the model-size probabilities (background included for softmax heads, as theirs was).
+    ``keep`` names stems whose ``(image path, truth, prediction)`` are returned for pictures.
     """
     pairs = list_pairs(split_dir)
     stems, images, small_masks = load_pairs(split_dir, input_size=input_size, channels=channels,
@@ -65,6 +66,7 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
     per_subject: dict[str, ev.Counts] = defaultdict(ev.Counts)
     distances: dict[str, list] = defaultdict(list)
     n_slices: dict[str, int] = defaultdict(int)
+    class_dice: dict[int, list[float]] = defaultdict(list)
     seeds = np.zeros(2)
     loss_sum = 0.0
     classes = max(2, num_classes)
@@ -82,8 +84,11 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
             scores = ev.image_scores(pred, truth, num_classes=classes)
             out.images.append({"image": stem, "subject": subject, **scores})
             for c in range(1, classes):
-                per_subject[f"{subject}\t{c}"] += ev.counts(pred, truth, label=c)
+                class_counts = ev.counts(pred, truth, label=c)
+                per_subject[f"{subject}\t{c}"] += class_counts
                 distances[f"{subject}\t{c}"].append(ev.surface_distances(pred, truth, label=c))
+                if not class_counts.empty_empty:  # a class absent from both masks says nothing about it
+                    class_dice[c].append(ev.dice_from(class_counts))
             n_slices[subject] += 1
             if stem in keep:
                 out.kept[stem] = (image_path, truth, pred)
@@ -113,6 +118,7 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
         "n_empty_empty": int(sum(r["empty_empty"] for r in out.images)),
         "n_hd95_subjects": len(hd_all),
     }
-    for c in range(1, classes if classes > 2 else 1):
-        out.summary[f"dice_{c}"] = float(np.mean([r[f"dice_{c}"] for r in out.images]))
+    for c in range(1, classes if classes > 2 else 1):  # over the images showing class c in either mask
+        out.summary[f"dice_{c}"] = float(np.mean(class_dice[c])) if class_dice[c] else float("nan")
+        out.summary[f"n_images_{c}"] = len(class_dice[c])
     return out

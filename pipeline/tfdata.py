@@ -8,14 +8,14 @@ Stable interface (evaluate and infer import it):
     make_dataset(split_dir, *, input_size, channels, num_classes, batch_size, shuffle, seed)
         -> tf.data.Dataset of (image (B,S,S,channels) float32 in [0,1],
                                mask (B,S,S,1) float32 {0,1} for one class or (B,S,S,C) one-hot)
-    load_pairs(split_dir, *, input_size, channels, num_classes=1)
+    load_pairs(split_dir, *, input_size, channels, num_classes=1, stems=None)
         -> (stems, images (N,S,S,channels) float32, masks (N,S,S) uint8 class indices)
     load_images(paths, *, input_size, channels) -> images (N,S,S,channels) float32
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -51,23 +51,38 @@ def list_pairs(split_dir: Path) -> list[tuple[str, Path, Path]]:
 
 
 def _decode_image(path: tf.Tensor, input_size: int | None, channels: int) -> tf.Tensor:
-    """PNG -> (S, S, channels) float32 in [0, 1]; grey/RGB converted to ``channels``."""
+    """PNG -> (S, S, channels) uint8; grey/RGB converted to ``channels``, resized with antialiasing.
+
+    Kept in uint8 until after the cache (4x less memory than float32 at the seeds' 512x512x3);
+    :func:`_to_unit` scales it for the model, the same way in training, evaluation and inference.
+    """
     image = tf.io.decode_png(tf.io.read_file(path), channels=channels, dtype=tf.uint8)
-    image = tf.cast(image, tf.float32) / 255.0
     if input_size:
         image = tf.image.resize(image, (input_size, input_size), method="bilinear", antialias=True)
-        image = tf.clip_by_value(image, 0.0, 1.0)
+        image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
     return image
 
 
+def _to_unit(image: tf.Tensor) -> tf.Tensor:
+    return tf.cast(image, tf.float32) / 255.0
+
+
 def _decode_mask(path: tf.Tensor, input_size: int | None, num_classes: int) -> tf.Tensor:
-    """PNG -> (S, S, 1) uint8 class indices; one class (or binary as 2) means any value > 0."""
+    """PNG -> (S, S, 1) uint8 class indices; one class (or binary as 2) means any value > 0.
+
+    With three or more classes the PNG holds class indices, and one outside ``0..num_classes-1``
+    stops training (it would otherwise become an all-zero one-hot target).
+    """
     mask = tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint8)
     if input_size:
         mask = tf.image.resize(mask, (input_size, input_size), method="nearest")
     if num_classes <= 2:
-        mask = tf.cast(mask > 0, tf.uint8)
-    return mask
+        return tf.cast(mask > 0, tf.uint8)
+    check = tf.debugging.assert_less(
+        mask, tf.constant(num_classes, tf.uint8),
+        message=f"mask label >= num_classes={num_classes}; labels must be class indices 0..{num_classes - 1}")
+    with tf.control_dependencies([check]):
+        return tf.identity(mask)
 
 
 def _encode_target(mask: tf.Tensor, num_classes: int) -> tf.Tensor:
@@ -98,34 +113,39 @@ def make_dataset(
         ([str(p[1]) for p in pairs], [str(p[2]) for p in pairs])
     )
     ds = ds.map(
-        lambda i, m: (
-            _decode_image(i, input_size, channels),
-            _encode_target(_decode_mask(m, input_size, num_classes), num_classes),
-        ),
+        lambda i, m: (_decode_image(i, input_size, channels), _decode_mask(m, input_size, num_classes)),
         num_parallel_calls=tf.data.AUTOTUNE,
         deterministic=True,
     )
-    if cache:
+    if cache:  # uint8 pairs: scaling and one-hot happen per batch, after the cache
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
+    ds = ds.map(lambda i, m: (_to_unit(i), _encode_target(m, num_classes)),
+                num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 
 
 def load_pairs(
-    split_dir: Path, *, input_size: int | None, channels: int, num_classes: int = 1
+    split_dir: Path, *, input_size: int | None, channels: int, num_classes: int = 1,
+    stems: Collection[str] | None = None,
 ) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """A whole split in memory, decoded exactly as training sees it.
+    """A whole split (or only ``stems`` of it) in memory, decoded exactly as training sees it.
 
     Returns ``(stems, images, masks)``: images ``(N, S, S, channels)`` float32 in [0, 1],
     masks ``(N, S, S)`` uint8 class indices (0/1 for one class), in stem order.
     """
     pairs = list_pairs(split_dir)
+    if stems is not None:
+        wanted = set(stems)
+        pairs = [p for p in pairs if p[0] in wanted]
+    if not pairs:
+        raise DatasetError(split_dir, f"none of the stems {sorted(stems or [])[:5]} is in this split")
     ds = tf.data.Dataset.from_tensor_slices(
         ([str(p[1]) for p in pairs], [str(p[2]) for p in pairs])
     ).map(
         lambda i, m: (
-            _decode_image(i, input_size, channels),
+            _to_unit(_decode_image(i, input_size, channels)),
             _decode_mask(m, input_size, num_classes)[..., 0],
         ),
         num_parallel_calls=tf.data.AUTOTUNE,
@@ -140,6 +160,6 @@ def load_images(paths: Sequence[Path], *, input_size: int | None, channels: int)
     if not paths:
         raise DatasetError("<images>", "no image paths given; expected at least one .png")
     ds = tf.data.Dataset.from_tensor_slices([str(p) for p in paths]).map(
-        lambda i: _decode_image(i, input_size, channels)
+        lambda i: _to_unit(_decode_image(i, input_size, channels))
     )
     return np.stack(list(ds.as_numpy_iterator()))

@@ -9,6 +9,7 @@ import nibabel as nib
 import numpy as np
 
 from pipeline.errors import DatasetError
+from pipeline.nifti import save_volume
 from pipeline.resize import Placement, restore_mask
 from pipeline.slicing import from_display
 
@@ -42,6 +43,7 @@ def volume_from_geometry(entry: Mapping, predictions: Mapping[str, np.ndarray]) 
 
     ``entry`` is what prepare writes per subject (layout, shape, axis, affine, placement and
     ``slices``: slice index -> PNG name); ``predictions`` maps PNG names to square label maps.
+    The volume is RAS+ canonical; :func:`save_nifti` stores it in the source's own axis order.
     """
     if entry.get("layout") != "volume" or entry.get("affine") is None:
         return None
@@ -53,14 +55,16 @@ def volume_from_geometry(entry: Mapping, predictions: Mapping[str, np.ndarray]) 
     return volume, np.asarray(entry["affine"], dtype=np.float64)
 
 
-def save_nifti(path: Path, volume: np.ndarray, affine: np.ndarray) -> None:
-    """Write a uint8 label volume with ``affine`` as both qform and sform, so viewers overlay it."""
+def save_nifti(path: Path, volume: np.ndarray, affine: np.ndarray, *, orientation: str | None = None) -> None:
+    """Write a uint8 label volume as a NIfTI label map, stored in axis order ``orientation``.
+
+    Given the source label file's stored orientation (geometry.json's ``orientation``), the file has
+    the source's shape, axis order and affine, so viewers that insist on identical grids (ITK-SNAP)
+    open it on the source image; without it, the array is stored as given with ``affine``.
+    """
     affine = np.asarray(affine, dtype=np.float64)
     if affine.shape != (4, 4):
         raise DatasetError(path, f"expected a 4x4 affine, found shape {affine.shape}")
-    img = nib.Nifti1Image(volume.astype(np.uint8), affine)
-    img.set_qform(affine, code=1)
-    img.set_sform(affine, code=1)
-    img.header.set_intent("label")
     Path(path).parent.mkdir(parents=True, exist_ok=True)
-    nib.save(img, str(path))
+    stored_as = orientation or "".join(nib.aff2axcodes(affine))
+    save_volume(path, volume, affine, orientation=stored_as, dtype=np.uint8, intent="label")

@@ -16,7 +16,7 @@ from stages.common import base_parser, dataset_params, resolve_jobs
 
 
 def expected_labels(num_classes: int) -> list[int]:
-    """``num_classes`` counts foreground classes (as train.num_classes): labels 0..num_classes."""
+    """``num_classes`` counts foreground classes (as prepare.num_classes): labels 0..num_classes."""
     return list(range(max(1, num_classes) + 1))
 
 
@@ -37,7 +37,7 @@ def main(argv: list[str] | None = None) -> None:
 
     params = dataset_params(args.dataset, args.params)
     options = dict(params.get("prepare", {}).get("reader") or {})
-    labels = expected_labels(int(params.get("train", {}).get("num_classes", 1)))
+    labels = expected_labels(int(params.get("prepare", {}).get("num_classes", 1)))
     records: list[dict] = []
     errors: list[dict] = []
     try:

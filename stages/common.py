@@ -43,3 +43,23 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--dataset", required=True, help="dataset key, e.g. lasc")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="params file")
     return parser
+
+
+def check_classes(dataset: str, params: dict[str, Any], stage: str) -> None:
+    """Exit with one line unless the model's outputs fit the masks prepare writes.
+
+    ``prepare.num_classes`` counts foreground classes in the masks (default 1);
+    ``train.num_classes`` counts model outputs: 1 (sigmoid) or 2 (binary as two softmax classes)
+    for one foreground class, foreground classes + 1 otherwise. Masks written with an ``rgb_map``
+    are for viewers and the seeds' tools; training, evaluation and inference read class indices.
+    """
+    prepare, outputs = params.get("prepare", {}), int(params["train"]["num_classes"])
+    where = f"{stage}@{dataset}: datasets.{dataset}"
+    if prepare.get("rgb_map"):
+        raise SystemExit(f"{where}.prepare.rgb_map is set: masks are colour PNGs, but {stage} reads class-index "
+                         "masks; remove rgb_map (prepare then writes class indices) and run prepare again")
+    foreground = int(prepare.get("num_classes", 1))
+    allowed = (1, 2) if foreground == 1 else (foreground + 1,)
+    if outputs not in allowed:
+        raise SystemExit(f"{where}.train.num_classes is {outputs}, but prepare.num_classes={foreground} foreground "
+                         f"class(es) need {' or '.join(map(str, allowed))} model outputs (background included)")

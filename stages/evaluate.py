@@ -15,7 +15,7 @@ from pipeline.predict import load_model, read_image
 from pipeline.scoring import score_split, subjects_from_manifest
 from pipeline.tfdata import list_pairs
 from pipeline.writers import atomic_dir
-from stages.common import base_parser, dataset_params
+from stages.common import base_parser, check_classes, dataset_params
 
 
 def _clean(value):
@@ -41,6 +41,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", default="test", help="split to score (default: test)")
     args = parser.parse_args(argv)
     params = dataset_params(args.dataset, args.params)
+    check_classes(args.dataset, params, "evaluate")
     train, opts = params["train"], params["evaluate"]
 
     split_dir = args.data / args.split

@@ -15,7 +15,7 @@ from pipeline.predict import (load_model, predict_array, probs_to_labels, read_i
 from pipeline.tfdata import load_images
 from pipeline.volume import save_nifti, volume_from_geometry
 from pipeline.writers import atomic_dir
-from stages.common import base_parser, dataset_params
+from stages.common import base_parser, check_classes, dataset_params
 
 CHUNK = 64      # images decoded at a time, so any folder size fits in memory
 MONTAGE_ROWS = 6
@@ -29,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--prepared", type=Path, help="prepared set whose geometry.json rebuilds volumes")
     args = parser.parse_args(argv)
     p = dataset_params(args.dataset, args.params)
+    check_classes(args.dataset, p, "infer")
     train, threshold, classes = p["train"], p["evaluate"]["threshold"], p["train"]["num_classes"]
 
     paths = sorted(q for q in args.images.glob("*.png")) if args.images.is_dir() else []
@@ -65,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
                 built = volume_from_geometry(
                     entry, {m.name: read_mask(m, num_classes=classes) for m in written if m.is_file()})
                 if built is not None:
-                    save_nifti(out / "volumes" / f"{subject}.nii.gz", *built)
+                    save_nifti(out / "volumes" / f"{subject}.nii.gz", *built,
+                               orientation=entry.get("orientation"))
                     volumes += 1
     print(f"infer@{args.dataset}: {len(paths)} images -> {args.out}/masks, colour, overlays, montage.png"
           + (f"; {volumes} NIfTI volume(s) in {args.out}/volumes" if geometry_file is not None else ""))

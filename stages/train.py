@@ -14,8 +14,9 @@ from models.losses import get_loss
 from models.metrics import default_metrics
 from models.training import EpochSnapshots, make_optimizer
 from models.unet import build_unet
-from pipeline.tfdata import load_pairs, make_dataset
-from stages.common import base_parser, dataset_params
+from pipeline.errors import DatasetError
+from pipeline.tfdata import list_pairs, load_pairs, make_dataset
+from stages.common import base_parser, check_classes, dataset_params
 
 ARCH = ("channels", "num_classes", "base_filters", "base_kernels", "num_layers", "dilation",
         "dropout_rate", "batch_norm")
@@ -26,20 +27,28 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--data", type=Path, required=True, help="set with train/ and valid/ splits")
     parser.add_argument("--out", type=Path, required=True, help="folder for model.keras and live/")
     args = parser.parse_args(argv)
-    p = dataset_params(args.dataset, args.params)["train"]
+    params = dataset_params(args.dataset, args.params)
+    check_classes(args.dataset, params, "train")
+    p = params["train"]
 
     keras.utils.set_random_seed(p["seed"])
-    if p.get("mixed_precision"):
-        keras.mixed_precision.set_global_policy("mixed_float16")
     gpus = tf.config.list_physical_devices("GPU")
+    if p.get("mixed_precision"):
+        if not gpus:
+            print(f"train@{args.dataset}: mixed_precision on a machine without a GPU is slower, not faster")
+        keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
     shape = dict(input_size=p["input_size"], channels=p["channels"], num_classes=p["num_classes"])
     batch = p["batch_size"] * strategy.num_replicas_in_sync
-    train = make_dataset(args.data / "train", **shape, batch_size=batch, shuffle=True, seed=p["seed"])
-    valid = make_dataset(args.data / "valid", **shape, batch_size=batch)
-    stems, images, masks = load_pairs(args.data / "valid", **shape)
-    pick = np.unique(np.linspace(0, len(stems) - 1, min(p["snapshot_images"], len(stems))).astype(int))
+    try:
+        train = make_dataset(args.data / "train", **shape, batch_size=batch, shuffle=True, seed=p["seed"])
+        valid = make_dataset(args.data / "valid", **shape, batch_size=batch)
+        valid_stems = [stem for stem, _, _ in list_pairs(args.data / "valid")]
+        picks = np.linspace(0, len(valid_stems) - 1, min(p["snapshot_images"], len(valid_stems))).astype(int)
+        stems, images, masks = load_pairs(args.data / "valid", **shape, stems=[valid_stems[i] for i in picks])
+    except DatasetError as err:
+        raise SystemExit(f"train@{args.dataset}: {err}") from None
 
     with strategy.scope():
         model = build_unet(p["input_size"], *(p[k] for k in ARCH))
@@ -58,14 +67,18 @@ def main(argv: list[str] | None = None) -> None:
                                       restore_best_weights=True),
         keras.callbacks.ModelCheckpoint(args.out / "model.keras", monitor="val_loss",
                                         save_best_only=True),
-        EpochSnapshots([stems[i] for i in pick], images[pick], masks[pick],
+        keras.callbacks.TerminateOnNaN(),
+        EpochSnapshots(stems, images, masks,
                        log=lambda stem, epoch, panel: live.log_image(f"{stem}/{epoch}.png", panel)),
         DVCLiveCallback(live=live),  # last: it advances the dvclive step
     ]
     history = model.fit(train, validation_data=valid, epochs=p["epochs"], callbacks=callbacks,
                         shuffle=False, verbose=2).history
 
-    best = int(np.argmin(history["val_loss"]))
+    if not (args.out / "model.keras").is_file():
+        raise SystemExit(f"train@{args.dataset}: no epoch reached a finite val_loss, so no model.keras was written; "
+                         "lower learning_rate, set clipvalue, or turn off mixed_precision")
+    best = int(np.nanargmin(history["val_loss"]))
     # Validation figures of the epoch whose weights model.keras holds (dvclive's own are the last).
     live.summary["best"] = {"step": best, **{k[4:]: float(v[best]) for k, v in history.items()
                                               if k.startswith("val_")}}

@@ -147,3 +147,24 @@ def test_read_sources_keeps_archives_open_but_sees_a_rewritten_file(tmp_path):
     assert archive.read_sources([source]) == [b"second version"]
     with pytest.raises(DatasetError, match="no such archive"):
         archive.read_sources([archive.provenance(tmp_path / "gone.zip", "a.txt")])
+
+
+@pytest.mark.parametrize("patch, problem", [
+    ("encrypted", r"cannot read member \(.*encrypted.*\); repack the archive as a plain, unencrypted zip"),
+    ("deflate64", r"cannot read member \(That compression method is not supported\); repack"),
+])
+def test_encrypted_or_unsupported_member_is_a_dataset_error(tmp_path, patch, problem):
+    """Python's zipfile raises RuntimeError / NotImplementedError for these, not BadZipFile."""
+    path = make_zip(tmp_path / "a.zip", [("case/1.png", b"\x89PNG\r\n\x1a\n" + bytes(64))])
+    data = bytearray(path.read_bytes())
+    local, central = data.find(b"PK\x03\x04"), data.find(b"PK\x01\x02")
+    if patch == "encrypted":  # general-purpose flag bit 0 in both headers
+        data[local + 6] |= 1
+        data[central + 8] |= 1
+    else:  # compression method 9 (Deflate64)
+        data[local + 8:local + 10] = (9).to_bytes(2, "little")
+        data[central + 10:central + 12] = (9).to_bytes(2, "little")
+    path.write_bytes(bytes(data))
+    with archive.open_archive(path) as zf, pytest.raises(DatasetError, match=problem) as err:
+        archive.read_member(zf, "case/1.png")
+    assert err.value.path.endswith("a.zip::case/1.png")

@@ -219,6 +219,23 @@ def aisd_stray_mask_values(raw: Path) -> str:
     return name.split("/")[0]
 
 
+def aisd_encrypted_member(raw: Path) -> str:
+    """Set the 'encrypted' flag of one member in place (zipfile cannot write encrypted members)."""
+    name = first_member(raw / "image.zip", index=2)
+    data = bytearray((raw / "image.zip").read_bytes())
+    encoded = name.encode()
+    local = data.find(b"PK\x03\x04")
+    while local != -1 and data[local + 30:local + 30 + len(encoded)] != encoded:
+        local = data.find(b"PK\x03\x04", local + 4)
+    central = data.find(b"PK\x01\x02")
+    while central != -1 and data[central + 46:central + 46 + len(encoded)] != encoded:
+        central = data.find(b"PK\x01\x02", central + 4)
+    data[local + 6] |= 1
+    data[central + 8] |= 1
+    (raw / "image.zip").write_bytes(bytes(data))
+    return name.split("/")[0]
+
+
 def aisd_empty_archive(raw: Path) -> None:
     with zipfile.ZipFile(raw / "mask.zip", "w"):
         pass
@@ -284,6 +301,7 @@ CASES = {
     "aisd-shape-mismatch": Case("aisd", aisd_shape_mismatch, r"mask\.zip::\d{7}/\d+\.png", r"mask is 40x30 but its image"),
     "aisd-not-a-png": Case("aisd", aisd_not_a_png, r"image\.zip::\d{7}/\d+\.png", r"says PNG but the content is JPEG"),
     "aisd-stray-mask-values": Case("aisd", aisd_stray_mask_values, r"mask\.zip::\d{7}/\d+\.png", r"mask values \[0, 128, 255\]"),
+    "aisd-encrypted-member": Case("aisd", aisd_encrypted_member, r"image\.zip::\d{7}/\d+\.png", r"encrypted"),
     "aisd-empty-archive": Case("aisd", aisd_empty_archive, r"mask\.zip", r"empty archive"),
     "aisd-dotdot-entry": Case("aisd", aisd_dotdot_entry, r"image\.zip", r"'\.\.' path component"),
     "faz-absolute-entry": Case("faz", faz_absolute_entry, r"FAZ\.zip", r"absolute path"),

@@ -137,3 +137,20 @@ def test_mixed_orientations(tmp_path: Path) -> None:
     ds.save_as(paths[5])
     with pytest.raises(DatasetError, match=rf"{paths[5].name}: mixed slice orientations"):
         read_series(tmp_path)
+
+
+def test_files_without_the_preamble_give_a_clear_error(tmp_path: Path) -> None:
+    """Some exporters omit the 128-byte preamble and 'DICM'. SimpleITK cannot read such a series;
+    the error must name the folder and say so, not leak pydicom's InvalidDicomError."""
+    stored = (np.arange(np.prod(SHAPE)) % 900 + 24).astype(np.uint16).reshape(SHAPE)
+    files = _write(tmp_path / "full", stored)
+    (tmp_path / "bare").mkdir()
+    for path in files:
+        data = path.read_bytes()
+        assert data[128:132] == b"DICM"
+        (tmp_path / "bare" / path.name).write_bytes(data[132:])
+    with pytest.raises(pydicom.errors.InvalidDicomError):
+        pydicom.dcmread(tmp_path / "bare" / files[0].name)
+    with pytest.raises(DatasetError, match=r"bare: SimpleITK could not read the series.*preamble") as err:
+        read_series(tmp_path / "bare")
+    assert err.value.path.endswith("bare")

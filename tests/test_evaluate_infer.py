@@ -181,6 +181,7 @@ def test_multiclass_evaluate_and_infer(tmp_path):
         cv2.imwrite(str(root / "test/masks" / f"s{i}_000{i}.png"), mask)
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"datasets": {"tiny": {
+        "prepare": {"num_classes": 2},
         "train": {"input_size": 16, "channels": 1, "num_classes": 3, "batch_size": 2},
         "evaluate": {"threshold": 0.5, "overlays": 1}}}}))
     inp = keras.Input((16, 16, 1))
@@ -195,3 +196,44 @@ def test_multiclass_evaluate_and_infer(tmp_path):
                 "--images", str(root / "test/images"), "--out", str(tmp_path / "inf")])
     for path in (tmp_path / "inf/masks").glob("*.png"):
         assert set(np.unique(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)).tolist()) <= {0, 1, 2}
+
+
+def _binning_model(path, size):
+    """Softmax over 3 classes from the grey value alone: x < 0.2 -> 0, x < 0.6 -> 1, else 2 (fixed weights)."""
+    inp = keras.Input((size, size, 1))
+    conv = keras.layers.Conv2D(3, 1, activation="softmax")
+    model = keras.Model(inp, conv(inp))
+    conv.set_weights([np.array([0.0, 10.0, 30.0]).reshape(1, 1, 1, 3), np.array([0.0, -2.0, -14.0])])
+    model.compile(loss="categorical_crossentropy")
+    model.save(path)
+    return path
+
+
+def test_per_class_dice_and_hd95_count_a_missed_class(tmp_path):
+    """Class 2 appears in one of three images and the model misses it: dice_2 is 0 over that image,
+    not (0 + 1 + 1) / 3 from two images where class 2 is absent from both masks, and that subject's
+    HD95 is the image diagonal, not the 0 of the class it found."""
+    root = tmp_path / "mc"
+    for kind in ("images", "masks"):
+        (root / "test" / kind).mkdir(parents=True)
+    for i in range(3):
+        mask = np.zeros((SIZE, SIZE), np.uint8)
+        mask[2:12, 2:12] = 1
+        image = mask * 100  # grey 100 -> class 1 for the model
+        if i == 0:
+            mask[20:30, 20:30] = 2
+            image[20:30, 20:30] = 100  # drawn like class 1: the model calls it 1, missing class 2
+        cv2.imwrite(str(root / "test/images" / f"s{i}_0000.png"), image)
+        cv2.imwrite(str(root / "test/masks" / f"s{i}_0000.png"), mask)
+    params = tmp_path / "params.yaml"
+    params.write_text(yaml.safe_dump({"datasets": {"tiny": {
+        "prepare": {"num_classes": 2},
+        "train": {"input_size": SIZE, "channels": 1, "num_classes": 3, "batch_size": 3},
+        "evaluate": {"threshold": 0.5, "overlays": 0}}}}))
+    out, _ = _run_evaluate(tmp_path, root, _binning_model(tmp_path / "bin.keras", SIZE), params)
+    result = json.loads((out / "eval.json").read_text())
+    assert result["dice_2"] == 0.0 and result["n_images_2"] == 1
+    assert result["dice_1"] == pytest.approx((2 / 3 + 1 + 1) / 3)  # s0: 100 TP, 100 FP pixels of class 1
+    subjects = {r["subject"]: r for r in csv.DictReader(open(out / "per_subject.csv"))}
+    assert float(subjects["s1"]["hd95"]) == 0.0
+    assert float(subjects["s0"]["hd95"]) > SIZE  # class 2 missed: the diagonal (56.6), averaged with class 1's

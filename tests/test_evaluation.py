@@ -81,22 +81,26 @@ def test_shape_mismatch_raises():
         ev.counts(np.zeros((2, 2)), np.zeros((3, 3)))
 
 
-def test_seeds_dice_includes_background_and_pools_the_batch():
+def test_seeds_dice_mirrors_the_seeds_head_and_pools_the_batch():
     truth = np.zeros((2, 4, 4), np.uint8)
     truth[0, 0, 0] = 1
     prob = np.zeros((2, 4, 4))                          # misses the only foreground pixel
+    # a sigmoid head (faz/ms/pancreas seeds): dice_coef on the foreground channel, batch-pooled
     terms = ev.seeds_dice_terms(prob, truth, num_classes=2)
-    # one-hot incl. background: 31 of 32 pixels agree, sums of y_true and y_pred are 32 each
+    assert terms.tolist() == [0.0, 1.0] and ev.seeds_dice(terms) == pytest.approx(1 / 2)  # smoothing
+    hit = prob.copy()
+    hit[0, 0, 0] = 1.0
+    assert ev.seeds_dice(ev.seeds_dice_terms(hit, truth, num_classes=2)) == 1.0
+    # a softmax head (aisd/lasc FlexUNet): background is a channel, 31 of 32 pixels agree
+    soft = np.stack([1 - prob, prob], axis=-1)
+    terms = ev.seeds_dice_terms(soft, truth, num_classes=2)
     assert terms.tolist() == [31.0, 64.0]
     assert ev.seeds_dice(terms) == pytest.approx((62 + 1) / (64 + 1))
     # the flattering part: foreground Dice of the same prediction is 0
     assert ev.image_scores(prob[0].astype(np.uint8), truth[0])["dice"] == 0.0
-    # softmax input gives the same sums
-    soft = np.stack([1 - prob, prob], axis=-1)
-    assert ev.seeds_dice_terms(soft, truth, num_classes=2).tolist() == [31.0, 64.0]
     # adding batches adds terms
-    both = ev.seeds_dice_terms(prob[:1], truth[:1], num_classes=2) + ev.seeds_dice_terms(
-        prob[1:], truth[1:], num_classes=2)
+    both = ev.seeds_dice_terms(soft[:1], truth[:1], num_classes=2) + ev.seeds_dice_terms(
+        soft[1:], truth[1:], num_classes=2)
     assert both.tolist() == terms.tolist()
 
 
@@ -131,15 +135,24 @@ def test_hd95_two_known_shapes_match_brute_force_and_spacing_scales():
     assert ev.hd95([ev.surface_distances(small, big, spacing=(2.0, 2.0))]) == pytest.approx(2 * expected)
 
 
-def test_hd95_skips_empty_and_pools_slices():
+def test_hd95_pools_slices_and_a_missed_slice_counts_as_the_diagonal():
     m = _square((20, 20), 5, 5, 6)
     z = np.zeros_like(m)
-    assert ev.surface_distances(m, z) is None
-    assert math.isnan(ev.hd95([ev.surface_distances(z, m), None]))
+    assert ev.surface_distances(z, z) is None and math.isnan(ev.hd95([None]))
+    diagonal = math.hypot(20, 20)
+    missed, invented = ev.surface_distances(z, m), ev.surface_distances(m, z)
+    assert missed[0].size == 0 and np.all(missed[1] == diagonal) and missed[1].size == 20  # 6x6 square's contour
+    assert invented[1].size == 0 and np.all(invented[0] == diagonal)
+    assert ev.hd95([missed]) == pytest.approx(diagonal)
     shifted = _square((20, 20), 5, 8, 6)   # moved 3 columns
     pooled = ev.hd95([ev.surface_distances(m, m), ev.surface_distances(shifted, m)])
     alone = ev.hd95([ev.surface_distances(shifted, m)])
     assert 0.0 < pooled <= alone == pytest.approx(3.0)
+    # a subject whose second slice is missed entirely: HD95 is no longer that of the first slice alone
+    assert ev.hd95([ev.surface_distances(m, m), missed]) == pytest.approx(diagonal)
+    assert ev.hd95([ev.surface_distances(m, m), missed]) > ev.hd95([ev.surface_distances(m, m)])
+    assert ev.hd95([ev.surface_distances(m, m, spacing=(2.0, 2.0)), ev.surface_distances(z, m, spacing=(2.0, 2.0))]) \
+        == pytest.approx(2 * diagonal)
 
 
 def test_hd95_multiclass_label_and_3d():
@@ -149,7 +162,8 @@ def test_hd95_multiclass_label_and_3d():
     b[1:3, 2:5, 2:5] = 2
     b[1:3, 7:9, 7:9] = 1
     assert ev.hd95([ev.surface_distances(a, b, label=2)]) == 0.0
-    assert ev.surface_distances(a, b, label=1) is None
+    assert ev.hd95([ev.surface_distances(a, b, label=1)]) == pytest.approx(math.sqrt(4**2 + 10**2 + 10**2))  # missed
+    assert ev.surface_distances(a, b, label=3) is None
 
 
 def test_hd95_mask_filling_the_image_uses_the_image_edge():

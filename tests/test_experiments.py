@@ -39,11 +39,14 @@ def _check_volumes(repo) -> None:
     tested = [s for s, e in geometry.items() if e["split"] == "test"]
     assert tested
     for subject in tested:
-        source = nib.as_closest_canonical(
-            nib.load(repo / f"data/synthetic/lasc/Task02_Heart/labelsTr/{subject}.nii.gz"))
+        stored = nib.load(repo / f"data/synthetic/lasc/Task02_Heart/labelsTr/{subject}.nii.gz")
         predicted = nib.load(repo / f"artifacts/lasc/infer/volumes/{subject}.nii.gz")
-        assert np.allclose(predicted.affine, source.affine, atol=1e-4)
-        assert predicted.shape == source.shape
+        # the source label file's own grid: shape, axis order and affine as stored (LPS, LAS, ...)
+        assert np.allclose(predicted.affine, stored.affine, atol=1e-4)
+        assert predicted.shape == stored.shape
+        assert nib.aff2axcodes(predicted.affine) == nib.aff2axcodes(stored.affine)
+        assert predicted.header.get_intent()[0] == "label"
+        source = nib.as_closest_canonical(stored)
         truth = {n: (cv2.imread(str(prepared / "test/masks" / n), 0) > 0).astype(np.uint8)
                  for n in geometry[subject]["slices"].values()}
         rebuilt, _ = volume_from_geometry(geometry[subject], truth)

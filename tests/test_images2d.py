@@ -126,3 +126,17 @@ def test_json_size_must_match_its_image():
     data = labelme([polygon([[0, 0], [3, 0], [3, 3]])], 30, 50)
     with pytest.raises(DatasetError, match=r"m\.json: JSON says imageHeight x imageWidth = 30 x 50 but its image is 50 x 30"):
         labelme_mask(data, name="m.json", image_shape=(50, 30))
+
+
+def test_png_claiming_a_huge_size_is_refused_before_decoding():
+    """A 100-byte PNG whose header claims 60000x60000 pixels must not be inflated (or crash OpenCV)."""
+    import struct
+    import zlib
+
+    def chunk(kind: bytes, body: bytes) -> bytes:
+        return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
+
+    data = (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", 60000, 60000, 8, 0, 0, 0, 0))
+            + chunk(b"IDAT", zlib.compress(b"\x00" * 64)) + chunk(b"IEND", b""))
+    with pytest.raises(DatasetError, match=r"PNG claims 60000x60000 pixels, more than the \d+ allowed"):
+        decode_grey(data, name="big.png")

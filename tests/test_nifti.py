@@ -209,3 +209,12 @@ def test_find_nifti_ignores_decoys_and_hidden_files_and_sorts_naturally(tmp_path
     assert sorted(["P-10", "P-9"], key=natural_key) == ["P-9", "P-10"]
     with pytest.raises(DatasetError, match="folder not found"):
         find_nifti(tmp_path / "missing")
+
+
+def test_affine_that_points_no_axis_anywhere_is_a_corrupt_header(tmp_path):
+    """A damaged sform can keep a non-zero determinant yet leave an axis without a direction
+    (nibabel's aff2axcodes gives None): a DatasetError, not a TypeError from ''.join."""
+    affine = np.array([[-1.0, 0, 0, 0], [2.5e27, 1.0, 0, 0], [0, 0, 2.0, 0], [0, 0, 0, 1]])
+    path = write(tmp_path / "s.nii", marker_volume(), affine)
+    with pytest.raises(DatasetError, match=r"s\.nii: corrupt NIfTI header: affine .* maps no axis to a direction"):
+        load_volume(path)

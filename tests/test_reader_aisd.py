@@ -10,6 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DatasetError
+from pipeline.integrity import summarise, summarise_subject
 from pipeline.readers import aisd
 from pipeline.synth.aisd import generate
 
@@ -102,6 +103,9 @@ def test_missing_mask_policy(tmp_path):
     subject = aisd.load(ref, missing_mask="empty")
     assert subject.meta["missing_masks"] == 1
     assert [int(m.sum()) for m in subject.mask] == [1, 0, 3]
+    # the count reaches the integrity report that prepare writes into stats.json
+    report = summarise([summarise_subject(subject), summarise_subject(subject)], [])
+    assert report["reader_counts"] == {"missing_masks": 2}
     with pytest.raises(DatasetError, match=r"missing_mask must be one of \('error', 'empty'\), found 'skip'"):
         aisd.discover(tmp_path, missing_mask="skip")
 

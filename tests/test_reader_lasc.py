@@ -113,6 +113,13 @@ def test_extra_top_folder_and_uncompressed_files_are_tolerated(raw, tmp_path):
     np.testing.assert_array_equal(lasc.load(refs[1]).image, lasc.load(lasc.discover(raw)[1]).image)
 
 
+def test_a_case_stored_twice_is_named_not_guessed(copy):
+    gz = copy / "Task02_Heart" / "labelsTr" / "la_004.nii.gz"
+    (gz.parent / "la_004.nii").write_bytes(gzip.decompress(gz.read_bytes()))
+    with pytest.raises(DatasetError, match=r"labelsTr: one case stored twice: la_004\.nii(\.gz)? and la_004\.nii"):
+        lasc.discover(copy)
+
+
 def test_nothing_found_says_what_was_expected(tmp_path):
     (tmp_path / "readme.txt").write_text("x")
     with pytest.raises(DatasetError, match=r"no dataset\.json and no imagesTr folder found: expected Task02_Heart/dataset\.json"):

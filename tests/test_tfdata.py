@@ -111,3 +111,26 @@ def test_load_images_matches_load_pairs(tmp_path):
     _, images, _ = load_pairs(tmp_path, input_size=8, channels=3)
     paths = sorted((tmp_path / "images").iterdir())
     np.testing.assert_array_equal(load_images(paths, input_size=8, channels=3), images)
+
+
+def test_label_outside_the_classes_stops_training(tmp_path):
+    """Label 3 with num_classes=3 (indices 0..2) must fail, not become an all-zero one-hot row."""
+    import tensorflow as tf
+
+    (tmp_path / "images").mkdir()
+    (tmp_path / "masks").mkdir()
+    cv2.imwrite(str(tmp_path / "images" / "a_0.png"), np.zeros((2, 2), np.uint8))
+    cv2.imwrite(str(tmp_path / "masks" / "a_0.png"), np.array([[0, 1], [2, 3]], np.uint8))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_classes=3"):
+        list(make_dataset(tmp_path, input_size=None, channels=1, num_classes=3, batch_size=1))
+
+
+def test_load_pairs_of_chosen_stems_only(tmp_path):
+    write_set(tmp_path, [1, 2, 3, 4])
+    stems, images, masks = load_pairs(tmp_path, input_size=None, channels=1, stems=["p03_003", "p01_001"])
+    assert stems == ["p01_001", "p03_003"]
+    assert _ids_from(images, masks)[0].tolist() == [1, 3] and images.dtype == np.float32
+    all_stems, all_images, _ = load_pairs(tmp_path, input_size=None, channels=1)
+    np.testing.assert_array_equal(images, all_images[[0, 2]])
+    with pytest.raises(DatasetError, match="none of the stems"):
+        load_pairs(tmp_path, input_size=None, channels=1, stems=["nope"])

@@ -56,6 +56,14 @@ def test_rebuilt_nifti_has_source_affine_and_voxels(tmp_path, axis):
     world_out = nib.affines.apply_affine(back.affine, np.argwhere(np.asarray(back.dataobj) > 0))
     assert np.allclose(np.sort(world_src, axis=0), np.sort(world_out, axis=0))
 
+    # stored in the source's own axis order: the very grid of the source file, voxel for voxel
+    as_source = tmp_path / "pred_lps.nii.gz"
+    save_nifti(as_source, volume, affine, orientation="".join(nib.aff2axcodes(src.affine)))
+    stored = nib.load(str(as_source))
+    assert np.allclose(stored.affine, src.affine, atol=1e-5) and stored.shape == src.shape
+    assert np.array_equal(np.asarray(stored.dataobj), np.asarray(src.dataobj))
+    assert stored.header.get_intent()[0] == "label"
+
 
 def test_missing_slices_are_background_and_2d_entries_skipped(tmp_path):
     _, canon_mask, canon_affine = _source(tmp_path)

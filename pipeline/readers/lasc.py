@@ -30,10 +30,23 @@ def _dataset_json(raw: Path) -> Path | None:
 
 
 def _index(folder: Path | None) -> dict[str, Path]:
-    """Visible NIfTI files of ``folder`` by lower-case stem (``la_003``)."""
+    """Visible NIfTI files of ``folder`` by lower-case stem (``la_003``).
+
+    Raises DatasetError when two files share a stem (``la_003.nii`` beside ``la_003.nii.gz``, or
+    two letter cases): which one is the case is not ours to guess.
+    """
     if folder is None:
         return {}
-    return {(nifti_stem(p) or "").lower(): p for p in find_nifti(folder, recursive=False)}
+    index: dict[str, Path] = {}
+    twins = []
+    for path in find_nifti(folder, recursive=False):
+        stem = (nifti_stem(path) or "").lower()
+        if stem in index:
+            twins.append(f"{index[stem].name} and {path.name}")
+        index.setdefault(stem, path)
+    if twins:
+        raise DatasetError(folder, f"one case stored twice: {'; '.join(twins)}; keep one file per case")
+    return index
 
 
 def _subfolder(root: Path, name: str) -> Path | None:
