@@ -103,23 +103,25 @@ def image_scores(pred: np.ndarray, truth: np.ndarray, *, num_classes: int = 2) -
     return out
 
 
-def seeds_dice_terms(prob: np.ndarray, truth: np.ndarray, *, num_classes: int) -> np.ndarray:
-    """Sums the seeds' ``dice_coef`` needs: ``[sum(y_true * y_pred), sum(y_true) + sum(y_pred)]``.
+def seeds_dice_terms(prob: np.ndarray, truth: np.ndarray, *, num_classes: int, background: bool) -> np.ndarray:
+    """Sums the seeds' batch Dice needs: ``[sum(y_true * y_pred), sum(y_true) + sum(y_pred)]``.
 
-    Exactly what the seeds computed on their model's output, pooled over every pixel of every
-    image so the terms add up over batches: for a sigmoid head (``prob`` of the shape of ``truth``,
-    the faz/ms/pancreas seeds' TensorflowUNet) the foreground channel alone; for a softmax head
-    (``(..., H, W, C)``, the aisd/lasc seeds' FlexUNet ``dice_coef_multiclass``) every channel,
-    background included. ``truth`` holds class indices of shape ``(..., H, W)``.
+    Soft probabilities pooled over every pixel of every image, so the terms add up over batches.
+    ``background=False`` is the seeds' ``dice_coef`` of a sigmoid head (faz, ms and pancreas
+    seeds): foreground channels only. ``background=True`` is ``dice_coef_multiclass`` of their
+    softmax FlexUNet (aisd, lasc seeds): the background channel too, which flatters every score.
+    ``prob`` is ``(..., H, W)`` sigmoid foreground probabilities or ``(..., H, W, C)`` softmax
+    ones; ``truth`` holds class indices of shape ``(..., H, W)``.
     """
     prob = np.asarray(prob, dtype=np.float64)
-    if prob.shape == truth.shape:  # sigmoid: y_true is the 0/1 foreground mask itself
-        target = (np.asarray(truth) > 0).astype(np.float64)
-        return np.array([float((target * prob).sum()), float(target.sum() + prob.sum())])
+    if prob.shape == truth.shape:  # sigmoid: the background channel is 1 - p
+        prob = np.stack([1.0 - prob, prob], axis=-1)
     n = prob.shape[-1]
     if prob.shape[:-1] != truth.shape:
         raise ValueError(f"probabilities {prob.shape} do not match ground truth {truth.shape} + classes")
     onehot = np.eye(n, dtype=np.float64)[np.clip(truth, 0, n - 1)]
+    if not background:
+        onehot, prob = onehot[..., 1:], prob[..., 1:]
     return np.array([float((onehot * prob).sum()), float(onehot.sum() + prob.sum())])
 
 

@@ -55,8 +55,9 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
     Predictions are upsampled with nearest neighbour to each stored mask; Dice/IoU are foreground,
     per image; subjects pool their slices' counts and surface distances (HD95 in pixels of the
     stored masks; a slice where the object is missed or invented counts its boundary at the image
-    diagonal); precision/recall pool every pixel; ``dice_seeds_style`` is the seeds' batch Dice
-    on the model-size probabilities (background included for softmax heads, as theirs was).
+    diagonal); precision/recall pool every pixel; ``dice_seeds_style`` and ``dice_seeds_style_bg``
+    are the seeds' soft batch Dice on the model-size probabilities, without and with the
+    background channel (their sigmoid and softmax models reported one or the other).
     ``keep`` names stems whose ``(image path, truth, prediction)`` are returned for pictures.
     """
     pairs = list_pairs(split_dir)
@@ -67,15 +68,16 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
     distances: dict[str, list] = defaultdict(list)
     n_slices: dict[str, int] = defaultdict(int)
     class_dice: dict[int, list[float]] = defaultdict(list)
-    seeds = np.zeros(2)
+    seeds, seeds_bg = np.zeros(2), np.zeros(2)
     loss_sum = 0.0
     classes = max(2, num_classes)
     for start, probs in progress(predict_array(model, images, batch_size=batch_size),
                                  total=-(-len(stems) // batch_size), desc="evaluate", unit="batch"):
         batch_masks = small_masks[start:start + len(probs)]
         loss_sum += _loss(model, batch_masks, probs, num_classes) * len(probs)
-        seeds += ev.seeds_dice_terms(probs[..., 0] if num_classes == 1 else probs, batch_masks,
-                                     num_classes=classes)
+        head = probs[..., 0] if num_classes == 1 else probs
+        seeds += ev.seeds_dice_terms(head, batch_masks, num_classes=classes, background=False)
+        seeds_bg += ev.seeds_dice_terms(head, batch_masks, num_classes=classes, background=True)
         for i, labels in enumerate(probs_to_labels(probs, threshold=threshold)):
             stem, image_path, mask_path = pairs[start + i]
             truth = read_mask(mask_path, num_classes=num_classes)
@@ -111,6 +113,7 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
         "precision": ev.precision_from(pooled),
         "recall": ev.recall_from(pooled),
         "dice_seeds_style": ev.seeds_dice(seeds),
+        "dice_seeds_style_bg": ev.seeds_dice(seeds_bg),
         "hd95": float(np.mean(hd_all)) if hd_all else float("nan"),
         "loss": loss_sum / len(stems),
         "n_images": len(stems),

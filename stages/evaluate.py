@@ -66,7 +66,8 @@ def main(argv: list[str] | None = None) -> None:
 
     s = scores.summary
     print(f"evaluate@{args.dataset}: {s['n_images']} {args.split} images of {s['n_subjects']} subjects: "
-          f"dice {s['dice']:.3f} (per subject {s['dice_subject']:.3f}, seeds-style {s['dice_seeds_style']:.3f}), "
+          f"dice {s['dice']:.3f} (per subject {s['dice_subject']:.3f}, seeds-style {s['dice_seeds_style']:.3f}, "
+          f"with background {s['dice_seeds_style_bg']:.3f}), "
           f"iou {s['iou']:.3f}, hd95 {s['hd95']:.1f} px, {s['n_empty_empty']} empty-vs-empty; "
           f"wrote {args.out / 'eval.json'}")
 

@@ -101,7 +101,7 @@ def test_evaluate_perfect_model_scores_exactly(tmp_path, prepared):
     assert result["precision"] == result["recall"] == 1.0
     assert result["hd95"] == 0.0
     assert result["n_images"] == 5 and result["n_subjects"] == 2 and result["n_empty_empty"] == 1
-    assert result["dice_seeds_style"] == pytest.approx(1.0)
+    assert result["dice_seeds_style"] == pytest.approx(1.0) and result["dice_seeds_style_bg"] == pytest.approx(1.0)
     assert result["loss"] is not None
     with open(out / "per_image.csv") as f:
         rows = list(csv.DictReader(f))

@@ -81,27 +81,31 @@ def test_shape_mismatch_raises():
         ev.counts(np.zeros((2, 2)), np.zeros((3, 3)))
 
 
-def test_seeds_dice_mirrors_the_seeds_head_and_pools_the_batch():
+def test_seeds_dice_with_and_without_background_pools_the_batch():
     truth = np.zeros((2, 4, 4), np.uint8)
     truth[0, 0, 0] = 1
     prob = np.zeros((2, 4, 4))                          # misses the only foreground pixel
-    # a sigmoid head (faz/ms/pancreas seeds): dice_coef on the foreground channel, batch-pooled
-    terms = ev.seeds_dice_terms(prob, truth, num_classes=2)
-    assert terms.tolist() == [0.0, 1.0] and ev.seeds_dice(terms) == pytest.approx(1 / 2)  # smoothing
+    # dice_coef of the sigmoid seeds (faz/ms/pancreas): foreground only, batch-pooled, smoothed by 1
+    terms = ev.seeds_dice_terms(prob, truth, num_classes=2, background=False)
+    assert terms.tolist() == [0.0, 1.0] and ev.seeds_dice(terms) == pytest.approx(1 / 2)
     hit = prob.copy()
     hit[0, 0, 0] = 1.0
-    assert ev.seeds_dice(ev.seeds_dice_terms(hit, truth, num_classes=2)) == 1.0
-    # a softmax head (aisd/lasc FlexUNet): background is a channel, 31 of 32 pixels agree
-    soft = np.stack([1 - prob, prob], axis=-1)
-    terms = ev.seeds_dice_terms(soft, truth, num_classes=2)
+    assert ev.seeds_dice(ev.seeds_dice_terms(hit, truth, num_classes=2, background=False)) == 1.0
+    # dice_coef_multiclass of the FlexUNet seeds (aisd/lasc): background too, 31 of 32 pixels agree
+    terms = ev.seeds_dice_terms(prob, truth, num_classes=2, background=True)
     assert terms.tolist() == [31.0, 64.0]
     assert ev.seeds_dice(terms) == pytest.approx((62 + 1) / (64 + 1))
     # the flattering part: foreground Dice of the same prediction is 0
     assert ev.image_scores(prob[0].astype(np.uint8), truth[0])["dice"] == 0.0
+    # softmax input gives the same sums as the sigmoid it encodes
+    soft = np.stack([1 - prob, prob], axis=-1)
+    for background in (False, True):
+        assert ev.seeds_dice_terms(soft, truth, num_classes=2, background=background).tolist() == \
+            ev.seeds_dice_terms(prob, truth, num_classes=2, background=background).tolist()
     # adding batches adds terms
-    both = ev.seeds_dice_terms(soft[:1], truth[:1], num_classes=2) + ev.seeds_dice_terms(
-        soft[1:], truth[1:], num_classes=2)
-    assert both.tolist() == terms.tolist()
+    both = ev.seeds_dice_terms(soft[:1], truth[:1], num_classes=2, background=True) + ev.seeds_dice_terms(
+        soft[1:], truth[1:], num_classes=2, background=True)
+    assert both.tolist() == [31.0, 64.0]
 
 
 def _brute_hd95(a, b):
