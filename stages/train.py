@@ -60,6 +60,7 @@ def main(argv: list[str] | None = None) -> None:
         )
 
     args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "model.keras").unlink(missing_ok=True)  # a model of an earlier run must not pass for this one's
     live = Live(dir=str(args.out / "live"), dvcyaml=False, save_dvc_exp=False)
     callbacks = [
         keras.callbacks.ReduceLROnPlateau(monitor="val_loss", **p["reduce_lr"], verbose=1),
