@@ -2,7 +2,7 @@
 
 The floor is the bare work: an ``A.Compose`` of the same transforms (no applied-params tracking) on
 in-memory arrays with the same per-sample seeds, plus cv2 PNG encoding of image and mask. "Ours" is
-``pipeline.augment.augment_set`` on a prepared set on disk: PNG decode, validation, seeding, mask
+``pipeline.dataset.augment.augment_set`` on a prepared set on disk: PNG decode, validation, seeding, mask
 checks, applied params to JSON, PNG files, manifest. Run: ``python -m benchmarks.augment_bench``.
 """
 
@@ -23,7 +23,7 @@ import cv2
 import numpy as np
 import yaml
 
-from pipeline.augment import augment_set, sample_seed
+from pipeline.dataset.augment import augment_set, sample_seed
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 42

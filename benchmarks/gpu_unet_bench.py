@@ -44,13 +44,13 @@ def train_throughput(config: dict, *, precision: str, batch: int, steps: int, si
 
 
 def input_throughput(batch: int, n: int = 64, size: int = 512) -> float:
-    """Images/s that pipeline.tfdata delivers from 512x512 PNG pairs on this CPU."""
+    """Images/s that pipeline.learning.tfdata delivers from 512x512 PNG pairs on this CPU."""
     import tempfile
     from pathlib import Path
 
     import cv2
 
-    from pipeline.tfdata import make_dataset
+    from pipeline.learning.tfdata import make_dataset
 
     rng = np.random.default_rng(0)
     with tempfile.TemporaryDirectory() as tmp:

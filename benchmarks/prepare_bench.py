@@ -22,10 +22,10 @@ import cv2
 import nibabel as nib
 import numpy as np
 
-from pipeline.integrity import summarise_subject
-from pipeline.prepare import Task, outcomes_in_order, prepare_subject, run_task
-from pipeline.readers import lasc
-from pipeline.subject import SubjectRef
+from pipeline.dataset.integrity import summarise_subject
+from pipeline.dataset.prepare import Task, outcomes_in_order, prepare_subject, run_task
+from pipeline.sources import lasc
+from pipeline.sources.subject import SubjectRef
 
 WINDOW = {"mode": "window", "center": 40, "width": 400}
 OPTIONS = dict(size=512, letterbox=False, intensity=WINDOW, axis=2, channels=1, min_foreground_pixels=1,
@@ -79,7 +79,7 @@ def best(fn, ref, repeats=3):
 def tasks(refs, out: Path) -> list[Task]:
     for kind in ("images", "masks"):
         (out / "train" / kind).mkdir(parents=True, exist_ok=True)
-    return [Task("pipeline.readers.lasc", r, {}, "train", str(out), "", OPTIONS) for r in refs]
+    return [Task("pipeline.sources.lasc", r, {}, "train", str(out), "", OPTIONS) for r in refs]
 
 
 def wall(all_tasks, jobs: int) -> float:

@@ -1,4 +1,5 @@
-"""Library: readers of the raw sources, slicing, intensity, resize, split, augment and writers.
+"""The library, one subpackage per step of the data flow (none knows of DVC or params.yaml).
 
-Knows nothing of DVC or params.yaml; stages/ wires it to both.
+formats -> sources (and synth) -> slices -> dataset -> learning -> evaluation, with reports beside
+them; errors, writers at the top are shared by all.
 """

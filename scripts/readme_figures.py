@@ -22,8 +22,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
-from pipeline.overlay import error_overlay, save_rgb, triptych  # noqa: E402
-from pipeline.predict import read_image, read_mask  # noqa: E402
+from pipeline.reports.overlay import error_overlay, save_rgb, triptych  # noqa: E402
+from pipeline.learning.predict import read_image, read_mask  # noqa: E402
 
 KEYS = ("faz", "ms", "aisd", "pancreas", "lasc")
 # The seeds' published test figures (../shared/seeds/), all on slice-level splits: the sigmoid

@@ -6,9 +6,9 @@ from pathlib import Path
 
 import cv2
 
-from pipeline.augment import augment_set
+from pipeline.dataset.augment import augment_set
 from pipeline.errors import DatasetError
-from pipeline.plots import save_montage
+from pipeline.reports.plots import save_montage
 from pipeline.writers import atomic_dir
 from stages.common import base_parser, dataset_params, resolve_jobs
 

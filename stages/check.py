@@ -9,9 +9,9 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline.errors import DatasetError
-from pipeline.integrity import error_record, format_report, summarise, summarise_subject
-from pipeline.readers import get_reader
-from pipeline.subject import SubjectRef
+from pipeline.dataset.integrity import error_record, format_report, summarise, summarise_subject
+from pipeline.sources import get_reader
+from pipeline.sources.subject import SubjectRef
 from stages.common import base_parser, dataset_params, resolve_jobs
 
 

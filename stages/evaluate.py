@@ -10,10 +10,10 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from pipeline.overlay import error_overlay, save_rgb
-from pipeline.predict import load_model, read_image
-from pipeline.scoring import score_split, subjects_from_manifest
-from pipeline.tfdata import list_pairs
+from pipeline.reports.overlay import error_overlay, save_rgb
+from pipeline.learning.predict import load_model, read_image
+from pipeline.evaluation.scoring import score_split, subjects_from_manifest
+from pipeline.learning.tfdata import list_pairs
 from pipeline.writers import atomic_dir
 from stages.common import base_parser, check_classes, dataset_params
 

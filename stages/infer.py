@@ -9,11 +9,11 @@ import numpy as np
 from tqdm import tqdm
 
 from pipeline.errors import DatasetError
-from pipeline.overlay import blend, colorize, save_rgb, triptych
-from pipeline.predict import (load_model, predict_array, probs_to_labels, read_image, read_mask, resize_labels,
+from pipeline.reports.overlay import blend, colorize, save_rgb, triptych
+from pipeline.learning.predict import (load_model, predict_array, probs_to_labels, read_image, read_mask, resize_labels,
                               write_mask)
-from pipeline.tfdata import load_images
-from pipeline.volume import save_nifti, volume_from_geometry
+from pipeline.learning.tfdata import load_images
+from pipeline.learning.volume import save_nifti, volume_from_geometry
 from pipeline.writers import atomic_dir
 from stages.common import base_parser, check_classes, dataset_params
 

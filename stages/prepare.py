@@ -7,10 +7,10 @@ from pathlib import Path
 from tqdm import tqdm
 
 from pipeline.errors import DatasetError
-from pipeline.intensity import check_spec
-from pipeline.prepare import Task, outcomes_in_order, save_pictures, summarize, write_json, write_manifest
-from pipeline.readers import get_reader
-from pipeline.split import SPLITS, assign_splits
+from pipeline.slices.intensity import check_spec
+from pipeline.dataset.prepare import Task, outcomes_in_order, save_pictures, summarize, write_json, write_manifest
+from pipeline.sources import get_reader
+from pipeline.dataset.split import SPLITS, assign_splits
 from pipeline.writers import atomic_dir
 from stages.common import base_parser, dataset_params, resolve_jobs
 

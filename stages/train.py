@@ -15,7 +15,7 @@ from models.metrics import default_metrics
 from models.training import EpochSnapshots, make_optimizer
 from models.unet import build_unet
 from pipeline.errors import DatasetError
-from pipeline.tfdata import list_pairs, load_pairs, make_dataset
+from pipeline.learning.tfdata import list_pairs, load_pairs, make_dataset
 from stages.common import base_parser, check_classes, dataset_params
 
 ARCH = ("channels", "num_classes", "base_filters", "base_kernels", "num_layers", "dilation",

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from pipeline import archive
+from pipeline.formats import archive
 from pipeline.errors import DatasetError
 
 

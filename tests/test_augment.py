@@ -1,4 +1,4 @@
-"""pipeline.augment: spec validation, mask safety, alignment and per-sample seeding."""
+"""pipeline.dataset.augment: spec validation, mask safety, alignment and per-sample seeding."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 
-from pipeline.augment import (
+from pipeline.dataset.augment import (
     applied_to_json,
     augment_pair,
     build_pipeline,

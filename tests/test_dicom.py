@@ -1,4 +1,4 @@
-"""pipeline.dicom.read_series on tiny series written with pydicom: order, HU, geometry, errors."""
+"""pipeline.formats.dicom.read_series on tiny series written with pydicom: order, HU, geometry, errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import numpy as np
 import pydicom
 import pytest
 
-from pipeline.dicom import read_series
+from pipeline.formats.dicom import read_series
 from pipeline.errors import DatasetError
 from pipeline.synth.pancreas import lps_affine, save_label, uid, write_series
 

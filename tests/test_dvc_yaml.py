@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 import yaml
 
-from pipeline.readers import READERS
+from pipeline.sources import READERS
 from pipeline.synth import SYNTHESIZERS
 
 ROOT = Path(__file__).resolve().parents[1]

@@ -7,7 +7,7 @@ import math
 import numpy as np
 import pytest
 
-from pipeline import evaluation as ev
+from pipeline.evaluation import metrics as ev
 
 
 def _square(shape, top, left, size, label=1):

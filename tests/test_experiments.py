@@ -9,8 +9,8 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pipeline.evaluation import counts, dice_from
-from pipeline.volume import volume_from_geometry
+from pipeline.evaluation.metrics import counts, dice_from
+from pipeline.learning.volume import volume_from_geometry
 from tests.conftest import dvc, edit_params, run
 
 

@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DatasetError
-from pipeline.images2d import decode_grey, labelme_mask
+from pipeline.formats.images2d import decode_grey, labelme_mask
 
 
 def png(array: np.ndarray) -> bytes:

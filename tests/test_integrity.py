@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DatasetError
-from pipeline.integrity import error_record, format_report, summarise, summarise_subject
-from pipeline.subject import Subject, SubjectRef
+from pipeline.dataset.integrity import error_record, format_report, summarise, summarise_subject
+from pipeline.sources.subject import Subject, SubjectRef
 from stages import check
 
 

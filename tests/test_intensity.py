@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.intensity import normalize_percentile, passthrough_8bit, to_uint8, window_ct
+from pipeline.slices.intensity import normalize_percentile, passthrough_8bit, to_uint8, window_ct
 
 
 def test_window_maps_known_hu_to_expected_greys():

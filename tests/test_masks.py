@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline.masks import decode_mask, encode_mask
+from pipeline.slices.masks import decode_mask, encode_mask
 
 
 def roundtrip(array, tmp_path):

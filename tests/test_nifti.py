@@ -1,4 +1,4 @@
-"""pipeline.nifti and pipeline.discover: canonical orientation, clear errors, tolerant discovery."""
+"""pipeline.formats.nifti and pipeline.formats.discover: canonical orientation, clear errors, tolerant discovery."""
 
 from __future__ import annotations
 
@@ -9,9 +9,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pipeline.discover import find_nifti, natural_key, nifti_stem
+from pipeline.formats.discover import find_nifti, natural_key, nifti_stem
 from pipeline.errors import DatasetError
-from pipeline.nifti import check_same_grid, load_label_volume, load_volume, save_volume
+from pipeline.formats.nifti import check_same_grid, load_label_volume, load_volume, save_volume
 
 SHAPE = (10, 12, 8)
 SPACING = (1.0, 2.0, 3.0)

@@ -6,7 +6,7 @@ import cv2
 import numpy as np
 import pytest
 
-from pipeline import overlay as ov
+from pipeline.reports import overlay as ov
 
 
 def test_colorize_maps_each_class_to_its_colour():

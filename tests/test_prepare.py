@@ -12,8 +12,8 @@ import pytest
 import yaml
 
 from pipeline.errors import DatasetError
-from pipeline.prepare import DROP_EMPTY, keep_empty_slice, prepare_subject
-from pipeline.subject import Subject
+from pipeline.dataset.prepare import DROP_EMPTY, keep_empty_slice, prepare_subject
+from pipeline.sources.subject import Subject
 from pipeline.synth import get_synthesizer
 from stages import prepare as stage
 from tests.conftest import ROOT, dvc, edit_params

@@ -10,10 +10,10 @@ from hypothesis.extra import numpy as hnp
 import cv2
 import pytest
 
-from pipeline.intensity import normalize_percentile, window_ct
-from pipeline.masks import decode_mask, encode_mask
-from pipeline.resize import fit_to_square, restore_mask
-from pipeline.split import assign_splits
+from pipeline.slices.intensity import normalize_percentile, window_ct
+from pipeline.slices.masks import decode_mask, encode_mask
+from pipeline.slices.resize import fit_to_square, restore_mask
+from pipeline.dataset.split import assign_splits
 
 SETTINGS = settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DatasetError
-from pipeline.integrity import summarise, summarise_subject
-from pipeline.readers import aisd
+from pipeline.dataset.integrity import summarise, summarise_subject
+from pipeline.sources import aisd
 from pipeline.synth.aisd import generate
 
 

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DatasetError
-from pipeline.readers import faz
+from pipeline.sources import faz
 from pipeline.synth.faz import generate
 
 

@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DatasetError
-from pipeline.nifti import load_volume
-from pipeline.readers import get_reader
+from pipeline.formats.nifti import load_volume
+from pipeline.sources import get_reader
 from pipeline.synth import get_synthesizer
 
 lasc = get_reader("lasc")

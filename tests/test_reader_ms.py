@@ -12,7 +12,7 @@ import openpyxl
 import pytest
 
 from pipeline.errors import DatasetError
-from pipeline.readers import get_reader
+from pipeline.sources import get_reader
 from pipeline.synth import get_synthesizer
 
 ms = get_reader("ms")

@@ -14,7 +14,7 @@ import pydicom
 import pytest
 
 from pipeline.errors import DatasetError
-from pipeline.readers import get_reader
+from pipeline.sources import get_reader
 from pipeline.synth.pancreas import LABELS, ROOT, generate
 
 reader = get_reader("pancreas")

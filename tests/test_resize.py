@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.resize import Placement, fit_to_square, placement_for, restore_mask
+from pipeline.slices.resize import Placement, fit_to_square, placement_for, restore_mask
 
 
 def labelled(shape, labels=(0, 1, 3, 7), seed=0):

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from pipeline.slicing import (
+from pipeline.slices.slicing import (
     display_spacing,
     display_stack,
     foreground_per_slice,
@@ -77,7 +77,7 @@ def test_foreground_counts_and_spacing():
 @pytest.mark.parametrize("order", ["C", "F", "flipped"])
 @pytest.mark.parametrize("indices", [None, [3, 0, 5]])
 def test_display_stack_matches_per_slice_display(axis, order, indices, monkeypatch):
-    monkeypatch.setattr("pipeline.slicing._BLOCK_BYTES", 50)  # force several blocks
+    monkeypatch.setattr("pipeline.slices.slicing._BLOCK_BYTES", 50)  # force several blocks
     vol = np.random.default_rng(0).integers(0, 255, (7, 8, 9), dtype=np.uint8)
     vol = {"C": vol, "F": np.asfortranarray(vol), "flipped": vol[::-1, :, ::-1]}[order]
     stack = display_stack(vol, axis=axis, indices=indices)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.split import assign_splits
+from pipeline.dataset.split import assign_splits
 
 RATIOS = {"train": 0.7, "valid": 0.15, "test": 0.15}
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.readers import pancreas
+from pipeline.sources import pancreas
 from tests.conftest import dvc
 
 

@@ -1,4 +1,4 @@
-"""pipeline.tfdata: pairing by name (never by position), decoding, shapes and values."""
+"""pipeline.learning.tfdata: pairing by name (never by position), decoding, shapes and values."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DatasetError
-from pipeline.tfdata import list_pairs, load_images, load_pairs, make_dataset
+from pipeline.learning.tfdata import list_pairs, load_images, load_pairs, make_dataset
 
 
 def write_set(split_dir: Path, ids: list[int], *, size: int = 16, rgb: bool = False) -> None:

@@ -16,7 +16,7 @@ from models.losses import get_loss
 from models.metrics import default_metrics
 from models.training import make_optimizer, snapshot_panel
 from models.unet import build_unet
-from pipeline.tfdata import make_dataset
+from pipeline.learning.tfdata import make_dataset
 from tests.conftest import ROOT, run
 
 TINY = dict(

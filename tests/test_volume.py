@@ -6,9 +6,9 @@ import nibabel as nib
 import numpy as np
 import pytest
 
-from pipeline.resize import fit_to_square
-from pipeline.slicing import take_slice
-from pipeline.volume import rebuild_volume, save_nifti, volume_from_geometry
+from pipeline.slices.resize import fit_to_square
+from pipeline.slices.slicing import take_slice
+from pipeline.learning.volume import rebuild_volume, save_nifti, volume_from_geometry
 
 
 def _source(tmp_path):

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.nifti import save_volume
+from pipeline.formats.nifti import save_volume
 from pipeline.synth.phantom import ellipsoid, random_blob, smooth_noise
 
 # Case numbers as MSD Task02_Heart assigns them; more subjects continue after the last one.

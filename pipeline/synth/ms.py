@@ -9,7 +9,7 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline.nifti import save_volume
+from pipeline.formats.nifti import save_volume
 from pipeline.synth.phantom import ellipsoid, random_blob, smooth_noise
 
 SEQUENCES = ("Flair", "T1", "T2")

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from pipeline.discover import find_dirs, find_nifti, is_hidden, natural_key, nifti_stem
+from pipeline.formats.discover import find_dirs, find_nifti, is_hidden, natural_key, nifti_stem
 from pipeline.errors import DatasetError
-from pipeline.nifti import check_same_grid, load_label_volume, load_volume
-from pipeline.subject import Subject, SubjectRef
+from pipeline.formats.nifti import check_same_grid, load_label_volume, load_volume
+from pipeline.sources.subject import Subject, SubjectRef
 
 EXPECTED = "Task02_Heart/dataset.json with imagesTr/la_XXX.nii.gz and labelsTr/la_XXX.nii.gz"
 
@@ -128,7 +128,7 @@ def notes(raw: Path) -> list[str]:
 
 def load(ref: SubjectRef, *, grid_tolerance: float = 0.01) -> Subject:
     """Read one case's image and left-atrium label in RAS+ canonical order, checking they share a grid
-    (spacing and origin within ``grid_tolerance`` of a voxel, see ``pipeline.nifti.check_same_grid``)."""
+    (spacing and origin within ``grid_tolerance`` of a voxel, see ``pipeline.formats.nifti.check_same_grid``)."""
     image_path, label_path = (Path(p) for p in ref.files)
     image = load_volume(image_path)
     label = load_label_volume(label_path, allowed_labels=(0, 1))

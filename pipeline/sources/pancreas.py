@@ -7,11 +7,11 @@ import re
 from collections.abc import Iterable
 from pathlib import Path
 
-from pipeline.dicom import dicom_files, read_series
-from pipeline.discover import SKIPPED_DIRS
+from pipeline.formats.dicom import dicom_files, read_series
+from pipeline.formats.discover import SKIPPED_DIRS
 from pipeline.errors import DatasetError
-from pipeline.nifti import check_same_grid, load_label_volume
-from pipeline.subject import Subject, SubjectRef
+from pipeline.formats.nifti import check_same_grid, load_label_volume
+from pipeline.sources.subject import Subject, SubjectRef
 
 PATIENT_RE = re.compile(r"^PANCREAS_(\d{4})$", re.IGNORECASE)
 LABEL_RE = re.compile(r"^label(\d{4})\.nii(\.gz)?$", re.IGNORECASE)
@@ -91,7 +91,7 @@ def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, **_: object) -> Subje
 
     Image and label are paired by geometry, never resampled: after both are brought to RAS+
     their shapes must be equal and their spacing and origin agree within ``grid_tolerance`` of
-    a voxel (see ``pipeline.nifti.check_same_grid``).
+    a voxel (see ``pipeline.formats.nifti.check_same_grid``).
     """
     series, label = Path(ref.files[0]), Path(ref.files[1])
     image, affine, spacing, meta = read_series(series, modality="CT")

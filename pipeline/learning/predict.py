@@ -35,7 +35,7 @@ def resize_labels(labels: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
     """A ``(H, W)`` label map on another grid, nearest-neighbour only (labels stay labels)."""
     if labels.shape == tuple(shape):
         return labels
-    # Nearest sampling at pixel centres (as pipeline.resize does for masks); a pure copy of labels.
+    # Nearest sampling at pixel centres (as pipeline.slices.resize does for masks); a pure copy of labels.
     return cv2.resize(labels, (shape[1], shape[0]), interpolation=cv2.INTER_NEAREST_EXACT)
 
 

@@ -13,14 +13,14 @@ from pathlib import Path
 from types import ModuleType
 from typing import Protocol
 
-from pipeline.subject import Subject, SubjectRef
+from pipeline.sources.subject import Subject, SubjectRef
 
 READERS: dict[str, str] = {
-    "faz": "pipeline.readers.faz",
-    "ms": "pipeline.readers.ms",
-    "aisd": "pipeline.readers.aisd",
-    "pancreas": "pipeline.readers.pancreas",
-    "lasc": "pipeline.readers.lasc",
+    "faz": "pipeline.sources.faz",
+    "ms": "pipeline.sources.ms",
+    "aisd": "pipeline.sources.aisd",
+    "pancreas": "pipeline.sources.pancreas",
+    "lasc": "pipeline.sources.lasc",
 }
 
 

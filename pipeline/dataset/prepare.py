@@ -17,14 +17,14 @@ import cv2
 import numpy as np
 
 from pipeline.errors import DatasetError
-from pipeline.integrity import summarise, summarise_subject
-from pipeline.intensity import to_uint8
-from pipeline.masks import check_labels, encoding_lut
-from pipeline.plots import save_montage, save_split_counts
-from pipeline.resize import Placement, fit_to_square
-from pipeline.slicing import display_spacing, display_stack, foreground_per_slice
-from pipeline.split import unit_hash
-from pipeline.subject import Subject, SubjectRef
+from pipeline.dataset.integrity import summarise, summarise_subject
+from pipeline.slices.intensity import to_uint8
+from pipeline.slices.masks import check_labels, encoding_lut
+from pipeline.reports.plots import save_montage, save_split_counts
+from pipeline.slices.resize import Placement, fit_to_square
+from pipeline.slices.slicing import display_spacing, display_stack, foreground_per_slice
+from pipeline.dataset.split import unit_hash
+from pipeline.sources.subject import Subject, SubjectRef
 
 MANIFEST_COLUMNS = (
     "split", "subject", "image", "mask", "source", "slice_index", "foreground_pixels", "original_shape", "spacing",

@@ -7,11 +7,11 @@ from pathlib import Path, PurePosixPath
 
 import numpy as np
 
-from pipeline import archive
-from pipeline.discover import natural_key
+from pipeline.formats import archive
+from pipeline.formats.discover import natural_key
 from pipeline.errors import DatasetError
-from pipeline.images2d import decode_grey
-from pipeline.subject import Subject, SubjectRef
+from pipeline.formats.images2d import decode_grey
+from pipeline.sources.subject import Subject, SubjectRef
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 MISSING_MASK = ("error", "empty")

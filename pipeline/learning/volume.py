@@ -9,9 +9,9 @@ import nibabel as nib
 import numpy as np
 
 from pipeline.errors import DatasetError
-from pipeline.nifti import save_volume
-from pipeline.resize import Placement, restore_mask
-from pipeline.slicing import from_display
+from pipeline.formats.nifti import save_volume
+from pipeline.slices.resize import Placement, restore_mask
+from pipeline.slices.slicing import from_display
 
 
 def rebuild_volume(slices: Mapping[int, np.ndarray], *, shape: tuple[int, int, int], axis: int,

@@ -6,10 +6,10 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from pipeline.discover import find_nifti, natural_key, nifti_stem
+from pipeline.formats.discover import find_nifti, natural_key, nifti_stem
 from pipeline.errors import DatasetError
-from pipeline.nifti import check_same_grid, load_label_volume, load_volume
-from pipeline.subject import Subject, SubjectRef
+from pipeline.formats.nifti import check_same_grid, load_label_volume, load_volume
+from pipeline.sources.subject import Subject, SubjectRef
 
 SEQUENCES = ("Flair", "T1", "T2")
 NAME = re.compile(
@@ -76,7 +76,7 @@ def discover(raw: Path, *, sequence: str = "Flair", grid_tolerance: float = 0.01
 
 def load(ref: SubjectRef, *, sequence: str | None = None, grid_tolerance: float = 0.01) -> Subject:
     """Read one patient's image and lesion mask in RAS+ canonical order, checking they share a grid
-    (spacing and origin within ``grid_tolerance`` of a voxel, see ``pipeline.nifti.check_same_grid``)."""
+    (spacing and origin within ``grid_tolerance`` of a voxel, see ``pipeline.formats.nifti.check_same_grid``)."""
     seq = _sequence(sequence or ref.option("sequence", "Flair"))
     image_path, mask_path = (Path(p) for p in ref.files)
     image = load_volume(image_path)

@@ -13,7 +13,7 @@ import numpy as np
 from nibabel.filebasedimages import ImageFileError
 from nibabel.spatialimages import HeaderDataError
 
-from pipeline.discover import find_nifti, nifti_stem  # noqa: F401  (re-exported for readers)
+from pipeline.formats.discover import find_nifti, nifti_stem  # noqa: F401  (re-exported for readers)
 from pipeline.errors import DatasetError
 
 # nibabel logs header fix-ups of broken files itself; we raise our own message instead.

@@ -367,7 +367,7 @@ def augment_set(
     if n_jobs > 1 and len(tasks) > 1:
         # forkserver: workers fork from a clean process, never from this one's cv2/tqdm threads
         context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["pipeline.augment"])
+        context.set_forkserver_preload(["pipeline.dataset.augment"])
         pool = ProcessPoolExecutor(max_workers=min(n_jobs, len(tasks)), mp_context=context,
                                    initializer=_init_worker, initargs=(list(specs),))
         results = pool.map(_augment_file, tasks, chunksize=max(1, len(tasks) // (8 * n_jobs)))

@@ -8,7 +8,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import DatasetError
-from pipeline.subject import Subject
+from pipeline.sources.subject import Subject
 
 PERCENTILES = (0.5, 50.0, 99.5)
 # Subject.meta counters that readers fill and the report totals (aisd, faz)

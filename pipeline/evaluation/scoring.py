@@ -10,9 +10,9 @@ from pathlib import Path
 
 import numpy as np
 
-from pipeline import evaluation as ev
-from pipeline.predict import predict_array, probs_to_labels, read_mask, resize_labels
-from pipeline.tfdata import list_pairs, load_pairs
+from pipeline.evaluation import metrics as ev
+from pipeline.learning.predict import predict_array, probs_to_labels, read_mask, resize_labels
+from pipeline.learning.tfdata import list_pairs, load_pairs
 
 
 def subjects_from_manifest(prepared: Path) -> dict[str, str]:

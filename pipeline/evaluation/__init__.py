@@ -1,0 +1,1 @@
+"""Segmentation metrics on label maps and scoring a model on a split."""

@@ -1,0 +1,1 @@
+"""File formats, read once: NIfTI, DICOM series, zip members, 2D images, LabelMe; know no source."""

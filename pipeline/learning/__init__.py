@@ -1,0 +1,1 @@
+"""TensorFlow input pipelines, prediction, and predicted slices back into volumes."""

@@ -1,0 +1,1 @@
+"""Pictures for people: plots, montages, overlays."""

@@ -1,0 +1,1 @@
+"""Slice transforms: intensity to uint8, upright slicing, square resize, the mask codec."""
