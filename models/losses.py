@@ -95,18 +95,18 @@ SIGMOID_ONLY = ("bce_dice_loss", "bce_iou_loss")
 SOFTMAX_ONLY = ("categorical_crossentropy", "cce_dice_loss")
 
 
-def get_loss(name: str, *, num_classes: int | None = None) -> Callable:
-    """The loss called ``name``; with ``num_classes``, also check it fits the model's head."""
+def get_loss(name: str, *, outputs: int | None = None) -> Callable:
+    """The loss called ``name``; with the model's ``outputs``, also check it fits the model's head."""
     if name not in LOSSES:
         raise ValueError(f"unknown loss {name!r}; valid names: {', '.join(LOSSES)}")
-    if num_classes == 1 and name in SOFTMAX_ONLY:
+    if outputs == 1 and name in SOFTMAX_ONLY:
         raise ValueError(
-            f"loss {name!r} needs num_classes >= 2 (softmax head); with one class use one of "
+            f"loss {name!r} needs a softmax head (train.head: softmax); with a sigmoid head use one of "
             f"{', '.join(n for n in LOSSES if n not in SOFTMAX_ONLY)}"
         )
-    if num_classes is not None and num_classes > 1 and name in SIGMOID_ONLY:
+    if outputs is not None and outputs > 1 and name in SIGMOID_ONLY:
         raise ValueError(
-            f"loss {name!r} is for one sigmoid class, got num_classes={num_classes}; use "
+            f"loss {name!r} is for a sigmoid head, got a softmax head of {outputs} outputs; use "
             f"{', '.join(n for n in LOSSES if n not in SIGMOID_ONLY)}"
         )
     return LOSSES[name]

@@ -21,7 +21,7 @@ def _level_dilation(dilation: Sequence[int], level: int) -> tuple[int, int]:
 def build_unet(
     image_size: int,
     channels: int,
-    num_classes: int,
+    outputs: int,
     base_filters: int,
     base_kernels: Sequence[int],
     num_layers: int,
@@ -40,13 +40,14 @@ def build_unet(
     Args:
         image_size: side of the square input; divisible by ``2**(num_layers - 1)``.
         channels: input channels (1 grey, 3 RGB).
-        num_classes: 1 gives a sigmoid head, more a softmax head (binary as 2 classes works too).
+        outputs: output channels, from pipeline.learning.heads.model_outputs: 1 gives a sigmoid
+            head, more a softmax head (background + foreground classes).
         base_filters, base_kernels, num_layers, dilation, dropout_rate, batch_norm: see above.
         activation: activation of every hidden convolution.
 
     Returns:
         A ``keras.Model`` mapping ``(B, S, S, channels)`` floats in [0, 1] to
-        ``(B, S, S, num_classes)`` probabilities (float32 even under mixed precision).
+        ``(B, S, S, outputs)`` probabilities (float32 even under mixed precision).
 
     Raises:
         ValueError: for sizes the pooling cannot divide or meaningless settings.
@@ -59,10 +60,10 @@ def build_unet(
             f"image_size {image_size} is not divisible by 2**(num_layers-1) = {factor}; "
             f"use a multiple of {factor} or fewer layers"
         )
-    if channels < 1 or num_classes < 1 or base_filters < 1:
+    if channels < 1 or outputs < 1 or base_filters < 1:
         raise ValueError(
-            f"channels, num_classes and base_filters must be >= 1, "
-            f"got {channels}, {num_classes}, {base_filters}"
+            f"channels, outputs and base_filters must be >= 1, "
+            f"got {channels}, {outputs}, {base_filters}"
         )
     if not 0.0 <= dropout_rate * (num_layers - 1) < 1.0:
         raise ValueError(
@@ -106,6 +107,6 @@ def build_unet(
         x = maybe_bn(conv(filters, level)(x))
 
     # Head: per-pixel probabilities, kept in float32 for mixed precision.
-    head = "sigmoid" if num_classes == 1 else "softmax"
-    outputs = layers.Conv2D(num_classes, (1, 1), activation=head, dtype="float32")(x)
-    return keras.Model(inputs, outputs, name="slightly_flexible_unet")
+    head = "sigmoid" if outputs == 1 else "softmax"
+    probs = layers.Conv2D(outputs, (1, 1), activation=head, dtype="float32")(x)
+    return keras.Model(inputs, probs, name="slightly_flexible_unet")

@@ -9,6 +9,10 @@ from typing import Any
 
 import yaml
 
+from pipeline.dataset.prepared import DatasetInfo
+from pipeline.errors import UsageError
+from pipeline.learning.heads import model_outputs
+
 PARAMS_FILE = Path("params.yaml")
 GLOBAL_KEYS = ("seed", "image_size", "n_jobs")
 
@@ -45,21 +49,18 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     return parser
 
 
-def check_classes(dataset: str, params: dict[str, Any], stage: str) -> None:
-    """Exit with one line unless the model's outputs fit the masks prepare writes.
+def model_outputs_for(dataset: str, params: dict[str, Any], info: DatasetInfo, *, where: Path) -> int:
+    """The model's outputs for this dataset's ``train.head`` and the classes the set at ``where`` holds.
 
-    ``prepare.num_classes`` counts foreground classes in the masks (default 1);
-    ``train.num_classes`` counts model outputs: 1 (sigmoid) or 2 (binary as two softmax classes)
-    for one foreground class, foreground classes + 1 otherwise. Masks written with an ``rgb_map``
-    are for viewers and the seeds' tools; training, evaluation and inference read class indices.
+    ``num_classes`` comes from the set's dataset.json (prepare wrote it), never from params; a head
+    that does not fit it, or colour (rgb_map) masks where class indices are read, is one UsageError.
     """
-    prepare, outputs = params.get("prepare", {}), int(params["train"]["num_classes"])
-    where = f"{stage}@{dataset}: datasets.{dataset}"
-    if prepare.get("rgb_map"):
-        raise SystemExit(f"{where}.prepare.rgb_map is set: masks are colour PNGs, but {stage} reads class-index "
-                         "masks; remove rgb_map (prepare then writes class indices) and run prepare again")
-    foreground = int(prepare.get("num_classes", 1))
-    allowed = (1, 2) if foreground == 1 else (foreground + 1,)
-    if outputs not in allowed:
-        raise SystemExit(f"{where}.train.num_classes is {outputs}, but prepare.num_classes={foreground} foreground "
-                         f"class(es) need {' or '.join(map(str, allowed))} model outputs (background included)")
+    key = f"datasets.{dataset}"
+    if info.mask_encoding == "rgb_map":
+        raise UsageError(f"{key}.prepare.rgb_map: {where}/dataset.json says its masks are colour PNGs, but "
+                         "train, evaluate and infer read class-index masks; remove rgb_map and run prepare again")
+    try:
+        return model_outputs(num_classes=info.num_classes, head=params.get("train", {}).get("head", "sigmoid"),
+                             source=f"{where}/dataset.json")
+    except UsageError as err:
+        raise UsageError(f"{key}.{err}") from None

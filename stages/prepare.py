@@ -8,7 +8,8 @@ from tqdm import tqdm
 
 from pipeline.errors import DatasetError
 from pipeline.slices.intensity import check_spec
-from pipeline.dataset.prepare import Task, outcomes_in_order, save_pictures, summarize, write_json, write_manifest
+from pipeline.dataset.prepare import Task, outcomes_in_order, save_pictures, summarize, write_json
+from pipeline.dataset.prepared import DatasetInfo, mask_encoding, write_info, write_manifest
 from pipeline.sources import get_reader
 from pipeline.dataset.split import SPLITS, assign_splits
 from pipeline.writers import atomic_dir
@@ -55,6 +56,11 @@ def main(argv: list[str] | None = None) -> None:
                     outcomes.append(outcome)
             rows = [row for o in outcomes for row in o.rows]
             write_manifest(tmp / "manifest.csv", rows)
+            classes = int(options.get("num_classes", 1))
+            write_info(tmp, DatasetInfo(
+                num_classes=classes, channels=int(options.get("channels", 1)), image_size=options["size"],
+                mask_encoding=mask_encoding(num_classes=classes, rgb_map=options.get("rgb_map")),
+                slice_axis=int(options.get("axis", 2))))
             stats = summarize(outcomes, assignment, SPLITS)
             stats["notes"] = reader.notes(args.raw) if hasattr(reader, "notes") else []  # e.g. unused files
             write_json(tmp / "stats.json", stats)

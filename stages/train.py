@@ -15,11 +15,11 @@ from models.metrics import default_metrics
 from models.training import EpochSnapshots, make_optimizer
 from models.unet import build_unet
 from pipeline.errors import DatasetError
-from pipeline.learning.tfdata import list_pairs, load_pairs, make_dataset
-from stages.common import base_parser, check_classes, dataset_params
+from pipeline.dataset.prepared import list_pairs, read_info
+from pipeline.learning.tfdata import load_pairs, make_dataset
+from stages.common import base_parser, dataset_params, model_outputs_for
 
-ARCH = ("channels", "num_classes", "base_filters", "base_kernels", "num_layers", "dilation",
-        "dropout_rate", "batch_norm")
+ARCH = ("base_filters", "base_kernels", "num_layers", "dilation", "dropout_rate", "batch_norm")
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -28,8 +28,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--out", type=Path, required=True, help="folder for model.keras and live/")
     args = parser.parse_args(argv)
     params = dataset_params(args.dataset, args.params)
-    check_classes(args.dataset, params, "train")
     p = params["train"]
+    try:
+        info = read_info(args.data)
+    except DatasetError as err:
+        raise SystemExit(f"train@{args.dataset}: {err}") from None
+    outputs = model_outputs_for(args.dataset, params, info, where=args.data)
 
     keras.utils.set_random_seed(p["seed"])
     gpus = tf.config.list_physical_devices("GPU")
@@ -39,11 +43,12 @@ def main(argv: list[str] | None = None) -> None:
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
-    shape = dict(input_size=p["input_size"], channels=p["channels"], num_classes=p["num_classes"])
+    shape = dict(input_size=p["input_size"], channels=p["channels"], num_classes=info.num_classes)
     batch = p["batch_size"] * strategy.num_replicas_in_sync
     try:
-        train = make_dataset(args.data / "train", **shape, batch_size=batch, shuffle=True, seed=p["seed"])
-        valid = make_dataset(args.data / "valid", **shape, batch_size=batch)
+        head = p.get("head", "sigmoid")
+        train = make_dataset(args.data / "train", **shape, head=head, batch_size=batch, shuffle=True, seed=p["seed"])
+        valid = make_dataset(args.data / "valid", **shape, head=head, batch_size=batch)
         valid_stems = [stem for stem, _, _ in list_pairs(args.data / "valid")]
         picks = np.linspace(0, len(valid_stems) - 1, min(p["snapshot_images"], len(valid_stems))).astype(int)
         stems, images, masks = load_pairs(args.data / "valid", **shape, stems=[valid_stems[i] for i in picks])
@@ -51,11 +56,11 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"train@{args.dataset}: {err}") from None
 
     with strategy.scope():
-        model = build_unet(p["input_size"], *(p[k] for k in ARCH))
+        model = build_unet(p["input_size"], p["channels"], outputs, *(p[k] for k in ARCH))
         model.compile(
             optimizer=make_optimizer(p["optimizer"], learning_rate=p["learning_rate"],
                                      clipvalue=p.get("clipvalue")),
-            loss=get_loss(p["loss"], num_classes=p["num_classes"]),
+            loss=get_loss(p["loss"], outputs=outputs),
             metrics=default_metrics(),
         )
 

@@ -62,7 +62,7 @@ def test_seeds_dice_coef_is_batch_level_and_background_inclusive():
 @pytest.mark.parametrize("name", ["bce_dice_loss", "dice_loss", "bce_iou_loss", "iou_loss"])
 def test_binary_losses_small_when_right_large_when_wrong(name):
     truth = np.stack([_mask((0, 4, 0, 4)), _mask((2, 6, 2, 6))])
-    loss = losses.get_loss(name, num_classes=1)
+    loss = losses.get_loss(name, outputs=1)
     good = float(loss(truth, np.clip(truth, 0.01, 0.99)))
     bad = float(loss(truth, np.clip(1 - truth, 0.01, 0.99)))
     assert good < 0.1 < bad
@@ -72,7 +72,7 @@ def test_binary_losses_small_when_right_large_when_wrong(name):
 def test_categorical_losses(name):
     labels = np.random.default_rng(0).integers(0, 3, (2, 8, 8))
     truth = np.eye(3, dtype=np.float32)[labels]
-    loss = losses.get_loss(name, num_classes=3)
+    loss = losses.get_loss(name, outputs=3)
     assert float(loss(truth, truth * 0.98 + 0.01)) < 0.1 < float(loss(truth, np.roll(truth, 1, -1)))
 
 
@@ -84,10 +84,10 @@ def test_dice_loss_hand_computed():
 def test_get_loss_errors():
     with pytest.raises(ValueError, match="unknown loss 'dice'.*bce_dice_loss.*categorical_crossentropy"):
         losses.get_loss("dice")
-    with pytest.raises(ValueError, match="needs num_classes >= 2"):
-        losses.get_loss("categorical_crossentropy", num_classes=1)
-    with pytest.raises(ValueError, match="one sigmoid class"):
-        losses.get_loss("bce_dice_loss", num_classes=3)
+    with pytest.raises(ValueError, match="needs a softmax head"):
+        losses.get_loss("categorical_crossentropy", outputs=1)
+    with pytest.raises(ValueError, match="is for a sigmoid head"):
+        losses.get_loss("bce_dice_loss", outputs=3)
 
 
 def test_registered_for_reload():

@@ -87,7 +87,7 @@ def test_load_gives_hu_mask_and_provenance(raw: Path) -> None:
         assert s.image.max() > 600  # spine
         per_slice = s.mask.sum(axis=(0, 1))
         assert (per_slice == 0).any() and (per_slice > 0).any()
-        stored_orientations.add(s.meta["label_orientation"])
+        stored_orientations.add(s.meta["mask_orientation"])
     assert "LPS" not in stored_orientations and len(stored_orientations) == SUBJECTS
 
 

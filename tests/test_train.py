@@ -44,7 +44,7 @@ def write_discs(split_dir: Path, n: int, *, size: int = 48, seed: int = 0) -> No
 
 def tiny_model(num_classes: int = 1) -> keras.Model:
     model = build_unet(32, 1, num_classes, 4, (3, 3), 3, (1, 1), 0.0)
-    loss = get_loss("bce_dice_loss" if num_classes == 1 else "cce_dice_loss", num_classes=num_classes)
+    loss = get_loss("bce_dice_loss" if num_classes == 1 else "cce_dice_loss", outputs=num_classes)
     model.compile(optimizer=make_optimizer("adam", learning_rate=0.01), loss=loss,
                   metrics=default_metrics())
     return model

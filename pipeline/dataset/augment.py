@@ -22,6 +22,7 @@ import numpy as np
 from albumentations.core.transforms_interface import DualTransform, ImageOnlyTransform
 from tqdm import tqdm
 
+from pipeline.dataset.prepared import list_pairs, read_info, subjects_by_stem
 from pipeline.errors import DatasetError
 
 __all__ = [
@@ -254,23 +255,6 @@ MANIFEST_FIELDS = ("image", "mask", "subject", "source_image", "source_mask", "c
 _WORKER: dict[str, A.Compose] = {}
 
 
-def _pairs(split_dir: Path) -> list[tuple[str, Path, Path]]:
-    """(stem, image, mask) of a split folder, paired by stem; unpaired or missing files raise once."""
-    images_dir, masks_dir = split_dir / "images", split_dir / "masks"
-    if not images_dir.is_dir() or not masks_dir.is_dir():
-        raise DatasetError(split_dir, "expected images/ and masks/ folders of a prepared set; run prepare first")
-    images = {p.stem: p for p in images_dir.glob("*.png")}
-    masks = {p.stem: p for p in masks_dir.glob("*.png")}
-    unpaired = sorted(images.keys() ^ masks.keys())
-    if unpaired:
-        raise DatasetError(
-            split_dir,
-            f"{len(unpaired)} images without a mask of the same name or the reverse: "
-            f"{', '.join(unpaired[:10])}; every images/<stem>.png needs masks/<stem>.png",
-        )
-    return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
-
-
 def _init_worker(specs: Sequence[Mapping[str, Any]]) -> None:
     cv2.setNumThreads(1)  # one process per core already
     _WORKER["compose"] = build_pipeline(specs)
@@ -310,15 +294,6 @@ def _augment_file(
     return rows, []
 
 
-def _subjects(manifest: Path) -> dict[str, str]:
-    """Image stem -> subject from a prepared set's manifest.csv (empty when it has no such columns)."""
-    if not manifest.is_file():
-        return {}
-    with open(manifest, newline="") as f:
-        rows = csv.DictReader(f)
-        return {Path(r["image"]).stem: r["subject"] for r in rows if r.get("image") and r.get("subject")}
-
-
 def _copy_through(src: Path, dst: Path) -> None:
     """Copy a file or folder unchanged (bytes and names); copies, not links, so DVC's cache stays apart."""
     if src.is_dir():
@@ -332,7 +307,7 @@ def augment_set(
     keep_original: bool = True, n_jobs: int = 1, desc: str = "augment", source: str = "augment.transforms",
 ) -> list[dict[str, Any]]:
     """Write a prepared set at ``out``: train originals (optional) plus ``copies`` augmented pairs each
-    as ``<stem>_aug<k>.png``; every other file and split copied through byte for byte.
+    as ``<stem>_aug<k>.png``; every other file and split (dataset.json included) copied through byte for byte.
 
     Outputs depend only on the inputs, ``specs``, ``seed`` and ``copies``, not on ``n_jobs`` or order.
 
@@ -347,13 +322,14 @@ def augment_set(
         raise DatasetError("augment.copies", f"expected a whole number >= 0, found {copies!r}")
     if copies == 0 and not keep_original:
         raise DatasetError("augment", "copies 0 with keep_original false would leave train empty")
-    pairs = _pairs(src / "train")
+    read_info(src)  # a set prepare wrote; its dataset.json is copied through with the other files
+    pairs = list_pairs(src / "train")
     for entry in sorted(src.iterdir()):
         if entry.name != "train":
             _copy_through(entry, out / entry.name)
     for sub in ("images", "masks"):
         (out / "train" / sub).mkdir(parents=True)
-    subjects = _subjects(src / "manifest.csv")
+    subjects = subjects_by_stem(src)
     originals: dict[str, dict[str, Any]] = {}
     if keep_original:
         for stem, image_path, mask_path in pairs:

@@ -96,7 +96,7 @@ def summarise_subject(subject: Subject, *, expected_labels: Iterable[int] | None
         "spacing": spacing,
         # as stored by the publisher, before canonicalising; 2D stacks are already upright
         "orientation": str(subject.orientation) if subject.layout == "volume" else "2D",
-        "mask_orientation": subject.meta.get("mask_orientation", subject.meta.get("label_orientation")),
+        "mask_orientation": subject.meta.get("mask_orientation"),
         "labels": labels,
         "foreground_voxels": int(np.count_nonzero(mask)),
         "percentiles": dict(zip([str(p) for p in PERCENTILES], percentiles)),

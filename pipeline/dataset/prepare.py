@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import csv
 import importlib
 import json
 import re
@@ -18,6 +17,7 @@ import numpy as np
 
 from pipeline.errors import DatasetError
 from pipeline.dataset.integrity import summarise, summarise_subject
+from pipeline.dataset.prepared import pair_paths, slice_stem
 from pipeline.slices.intensity import to_uint8
 from pipeline.slices.masks import check_labels, encoding_lut
 from pipeline.reports.plots import save_montage, save_split_counts
@@ -26,9 +26,6 @@ from pipeline.slices.slicing import display_spacing, display_stack, foreground_p
 from pipeline.dataset.split import unit_hash
 from pipeline.sources.subject import Subject, SubjectRef
 
-MANIFEST_COLUMNS = (
-    "split", "subject", "image", "mask", "source", "slice_index", "foreground_pixels", "original_shape", "spacing",
-)
 DROP_EMPTY = "below_min_foreground"
 _SAFE_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
@@ -176,17 +173,17 @@ def run_task(task: Task) -> Outcome:
         where = ref.files[0] if ref.files else ref.subject_id
         detail = " ".join(str(err).split())[:300]
         return Outcome(ref.subject_id, task.split, error=f"{where}: cannot read subject: {type(err).__name__}: {detail}")
-    out = Path(task.out) / task.split
+    out = Path(task.out)
     source = ";".join(relative_source(s, task.raw) for s in subject.sources)
     rows, slices = [], {}
     for rec in prepared.records:
-        name = f"{subject.subject_id}_{rec.slice_index:04d}.png"
-        (out / "images" / name).write_bytes(rec.image_png)
-        (out / "masks" / name).write_bytes(rec.mask_png)
-        slices[str(rec.slice_index)] = name
+        image, mask = pair_paths(task.split, slice_stem(subject.subject_id, rec.slice_index))
+        (out / image).write_bytes(rec.image_png)
+        (out / mask).write_bytes(rec.mask_png)
+        slices[str(rec.slice_index)] = Path(image).name
         rows.append({
-            "split": task.split, "subject": subject.subject_id, "image": f"{task.split}/images/{name}",
-            "mask": f"{task.split}/masks/{name}", "source": source, "slice_index": rec.slice_index,
+            "split": task.split, "subject": subject.subject_id, "image": image,
+            "mask": mask, "source": source, "slice_index": rec.slice_index,
             "foreground_pixels": rec.foreground_pixels, "original_shape": "x".join(map(str, rec.original_shape)),
             "spacing": "x".join(f"{s:g}" for s in prepared.spacing),
         })
@@ -196,21 +193,13 @@ def run_task(task: Task) -> Outcome:
         "affine": None if subject.affine is None else np.asarray(subject.affine, dtype=float).round(6).tolist(),
         "spacing": [float(s) for s in subject.spacing], "slice_names": list(subject.slice_names or []),
         # axis codes of the source label file as stored, so infer writes its volumes the same way
-        "orientation": subject.meta.get("mask_orientation") or subject.meta.get("label_orientation")
-        or subject.orientation,
+        "mask_orientation": subject.meta.get("mask_orientation") or subject.orientation,
         "placement": prepared.placement.to_dict() if prepared.placement else None, "slices": slices,
     }
     integrity = summarise_subject(subject, expected_labels=range(int(task.options.get("num_classes", 1)) + 1))
     integrity["sources"] = [relative_source(s, task.raw) for s in subject.sources]  # same wherever raw lives
     return Outcome(subject.subject_id, task.split, rows, prepared.slices_seen, prepared.dropped,
                    prepared.kept_empty, geometry, integrity)
-
-
-def write_manifest(path: Path, rows: Sequence[Mapping[str, Any]]) -> None:
-    with open(path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=MANIFEST_COLUMNS, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import csv
 from collections import defaultdict
 from collections.abc import Callable, Collection, Mapping
 from dataclasses import dataclass, field
@@ -10,23 +9,11 @@ from pathlib import Path
 
 import numpy as np
 
+from pipeline.dataset.prepared import list_pairs, read_mask, subject_of
 from pipeline.evaluation import metrics as ev
-from pipeline.learning.predict import predict_array, probs_to_labels, read_mask, resize_labels
-from pipeline.learning.tfdata import list_pairs, load_pairs
-
-
-def subjects_from_manifest(prepared: Path) -> dict[str, str]:
-    """Image stem -> subject from ``<prepared>/manifest.csv`` (empty when there is none)."""
-    path = Path(prepared) / "manifest.csv"
-    if not path.is_file():
-        return {}
-    with open(path, newline="") as f:
-        return {Path(r["image"]).stem: r["subject"] for r in csv.DictReader(f) if r.get("image") and r.get("subject")}
-
-
-def subject_of(stem: str, table: Mapping[str, str]) -> str:
-    """The subject of a slice: from the manifest, else the ``<subject>_<slice>`` file-name convention."""
-    return table.get(stem) or stem.rsplit("_", 1)[0]
+from pipeline.learning.heads import model_outputs
+from pipeline.learning.predict import predict_array, probs_to_labels, resize_labels
+from pipeline.learning.tfdata import load_pairs
 
 
 @dataclass
@@ -39,16 +26,16 @@ class SplitScores:
     kept: dict[str, tuple[Path, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
-def _loss(model, masks: np.ndarray, probs: np.ndarray, num_classes: int) -> float:
+def _loss(model, masks: np.ndarray, probs: np.ndarray, outputs: int) -> float:
     """The model's compiled loss on one batch (NaN for an uncompiled model)."""
     if getattr(model, "loss", None) is None:
         return float("nan")
-    target = masks[..., None].astype(np.float32) if num_classes == 1 else np.eye(num_classes, dtype=np.float32)[masks]
+    target = masks[..., None].astype(np.float32) if outputs == 1 else np.eye(outputs, dtype=np.float32)[masks]
     return float(model.compute_loss(x=None, y=target, y_pred=probs))
 
 
 def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_size: int, channels: int,
-                num_classes: int, threshold: float, batch_size: int = 8, keep: Collection[str] = (),
+                num_classes: int, head: str, threshold: float, batch_size: int = 8, keep: Collection[str] = (),
                 progress: Callable = lambda it, **_: it) -> SplitScores:
     """Predict every image of ``split_dir`` at the model's size and score it at the mask's size.
 
@@ -59,7 +46,9 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
     are the seeds' soft batch Dice on the model-size probabilities, without and with the
     background channel (their sigmoid and softmax models reported one or the other).
     ``keep`` names stems whose ``(image path, truth, prediction)`` are returned for pictures.
+    ``num_classes`` counts foreground classes (dataset.json); ``head`` is the model's.
     """
+    outputs = model_outputs(num_classes=num_classes, head=head)
     pairs = list_pairs(split_dir)
     stems, images, small_masks = load_pairs(split_dir, input_size=input_size, channels=channels,
                                             num_classes=num_classes)
@@ -70,14 +59,14 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
     class_dice: dict[int, list[float]] = defaultdict(list)
     seeds, seeds_bg = np.zeros(2), np.zeros(2)
     loss_sum = 0.0
-    classes = max(2, num_classes)
+    classes = num_classes + 1  # background included
     for start, probs in progress(predict_array(model, images, batch_size=batch_size),
                                  total=-(-len(stems) // batch_size), desc="evaluate", unit="batch"):
         batch_masks = small_masks[start:start + len(probs)]
-        loss_sum += _loss(model, batch_masks, probs, num_classes) * len(probs)
-        head = probs[..., 0] if num_classes == 1 else probs
-        seeds += ev.seeds_dice_terms(head, batch_masks, num_classes=classes, background=False)
-        seeds_bg += ev.seeds_dice_terms(head, batch_masks, num_classes=classes, background=True)
+        loss_sum += _loss(model, batch_masks, probs, outputs) * len(probs)
+        scored = probs[..., 0] if outputs == 1 else probs
+        seeds += ev.seeds_dice_terms(scored, batch_masks, num_classes=classes, background=False)
+        seeds_bg += ev.seeds_dice_terms(scored, batch_masks, num_classes=classes, background=True)
         for i, labels in enumerate(probs_to_labels(probs, threshold=threshold)):
             stem, image_path, mask_path = pairs[start + i]
             truth = read_mask(mask_path, num_classes=num_classes)

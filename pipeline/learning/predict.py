@@ -51,27 +51,6 @@ def read_image(path: Path) -> np.ndarray:
     return img
 
 
-def read_mask(path: Path, *, num_classes: int) -> np.ndarray:
-    """A prepared mask PNG as ``(H, W)`` uint8 class indices (0/255 becomes 0/1 for one class)."""
-    mask = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-    if mask is None or mask.ndim != 2:
-        raise DatasetError(path, "expected a single-channel PNG mask (0/255 or class indices)")
-    if num_classes <= 2:
-        return (mask > 0).astype(np.uint8)
-    if mask.max() >= num_classes:
-        raise DatasetError(path, f"label {int(mask.max())} found, expected class indices < {num_classes}")
-    return mask
-
-
-def write_mask(path: Path, labels: np.ndarray, *, num_classes: int) -> None:
-    """Write class indices in the prepared masks' convention: 0/255 for one class, indices else."""
-    out = (labels > 0).astype(np.uint8) * 255 if num_classes <= 2 else labels.astype(np.uint8)
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), out):
-        raise OSError(f"{path}: could not write PNG")
-
-
 def predict_array(model, images: np.ndarray, *, batch_size: int = 8) -> Iterator[tuple[int, np.ndarray]]:
     """Yield ``(start, probs)`` per batch of ``images`` ``(N, S, S, channels)``; probs ``(B, S, S, C)``."""
     for start in range(0, len(images), batch_size):

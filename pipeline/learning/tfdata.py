@@ -1,13 +1,13 @@
-"""tf.data input from a PNG image/mask set, pairing images and masks by file name.
+"""tf.data input from a prepared set's split (layout and pairing: pipeline.dataset.prepared).
 
-Layout: ``<split_dir>/images/<stem>.png`` and ``<split_dir>/masks/<stem>.png``. Images are 8-bit
-grey or RGB; masks are single-channel uint8, 0/255 for one class or class indices ``0..C-1``.
+Images are 8-bit grey or RGB; masks are single-channel uint8 read by the strict rule of
+pipeline.slices.masks: 0/255 for one foreground class, class indices ``0..num_classes`` for several.
+``num_classes`` always counts foreground classes (as dataset.json); ``head`` decides the targets.
 
 Stable interface (evaluate and infer import it):
-    list_pairs(split_dir) -> [(stem, image_path, mask_path)] sorted by stem
-    make_dataset(split_dir, *, input_size, channels, num_classes, batch_size, shuffle, seed)
+    make_dataset(split_dir, *, input_size, channels, num_classes, head, batch_size, shuffle, seed)
         -> tf.data.Dataset of (image (B,S,S,channels) float32 in [0,1],
-                               mask (B,S,S,1) float32 {0,1} for one class or (B,S,S,C) one-hot)
+                               mask (B,S,S,1) float32 {0,1} for sigmoid or (B,S,S,num_classes+1) one-hot)
     load_pairs(split_dir, *, input_size, channels, num_classes=1, stems=None)
         -> (stems, images (N,S,S,channels) float32, masks (N,S,S) uint8 class indices)
     load_images(paths, *, input_size, channels) -> images (N,S,S,channels) float32
@@ -21,33 +21,9 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
+from pipeline.dataset.prepared import list_pairs
 from pipeline.errors import DatasetError
-
-SUFFIX = ".png"
-
-
-def list_pairs(split_dir: Path) -> list[tuple[str, Path, Path]]:
-    """Every ``(stem, image, mask)`` of a split, sorted by stem; unpaired stems are an error."""
-    split_dir = Path(split_dir)
-    image_dir, mask_dir = split_dir / "images", split_dir / "masks"
-    missing = [str(d) for d in (image_dir, mask_dir) if not d.is_dir()]
-    if missing:
-        raise DatasetError(
-            split_dir, f"expected folders images/ and masks/, missing {', '.join(missing)}; "
-            "point --data at a prepared or augmented set"
-        )
-    images = {p.stem: p for p in image_dir.iterdir() if p.suffix.lower() == SUFFIX}
-    masks = {p.stem: p for p in mask_dir.iterdir() if p.suffix.lower() == SUFFIX}
-    problems = []
-    if only_images := sorted(images.keys() - masks.keys()):
-        problems.append(f"{len(only_images)} image(s) without a mask: {', '.join(only_images[:10])}")
-    if only_masks := sorted(masks.keys() - images.keys()):
-        problems.append(f"{len(only_masks)} mask(s) without an image: {', '.join(only_masks[:10])}")
-    if problems:
-        raise DatasetError(split_dir, "; ".join(problems) + "; every image needs a mask of the same name")
-    if not images:
-        raise DatasetError(split_dir, f"no {SUFFIX} images found in {image_dir}; expected at least one pair")
-    return [(stem, images[stem], masks[stem]) for stem in sorted(images)]
+from pipeline.learning.heads import model_outputs
 
 
 def _decode_image(path: tf.Tensor, input_size: int | None, channels: int) -> tf.Tensor:
@@ -68,27 +44,31 @@ def _to_unit(image: tf.Tensor) -> tf.Tensor:
 
 
 def _decode_mask(path: tf.Tensor, input_size: int | None, num_classes: int) -> tf.Tensor:
-    """PNG -> (S, S, 1) uint8 class indices; one class (or binary as 2) means any value > 0.
+    """PNG -> (S, S, 1) uint8 class indices, by pipeline.slices.masks' strict rule (decode_mask).
 
-    With three or more classes the PNG holds class indices, and one outside ``0..num_classes-1``
-    stops training (it would otherwise become an all-zero one-hot target).
+    One foreground class: 0/255 only, 255 is the class; several: indices ``0..num_classes``. Any
+    other value stops training or scoring instead of silently becoming a label.
     """
     mask = tf.io.decode_png(tf.io.read_file(path), channels=1, dtype=tf.uint8)
     if input_size:
         mask = tf.image.resize(mask, (input_size, input_size), method="nearest")
-    if num_classes <= 2:
-        return tf.cast(mask > 0, tf.uint8)
-    check = tf.debugging.assert_less(
+    if num_classes == 1:
+        check = tf.debugging.assert_equal(
+            tf.reduce_all((mask == 0) | (mask == 255)), True,
+            message="one-class mask must be 0/255 (dataset.json num_classes=1); prepare it again")
+        with tf.control_dependencies([check]):
+            return tf.cast(mask == 255, tf.uint8)
+    check = tf.debugging.assert_less_equal(
         mask, tf.constant(num_classes, tf.uint8),
-        message=f"mask label >= num_classes={num_classes}; labels must be class indices 0..{num_classes - 1}")
+        message=f"mask label > num_classes={num_classes}; labels must be class indices 0..{num_classes}")
     with tf.control_dependencies([check]):
         return tf.identity(mask)
 
 
-def _encode_target(mask: tf.Tensor, num_classes: int) -> tf.Tensor:
-    if num_classes == 1:
+def _encode_target(mask: tf.Tensor, outputs: int) -> tf.Tensor:
+    if outputs == 1:
         return tf.cast(mask, tf.float32)
-    return tf.one_hot(tf.cast(mask[..., 0], tf.int32), num_classes, dtype=tf.float32)
+    return tf.one_hot(tf.cast(mask[..., 0], tf.int32), outputs, dtype=tf.float32)
 
 
 def make_dataset(
@@ -97,6 +77,7 @@ def make_dataset(
     input_size: int | None,
     channels: int,
     num_classes: int = 1,
+    head: str = "sigmoid",
     batch_size: int = 8,
     shuffle: bool = False,
     seed: int = 0,
@@ -106,8 +87,10 @@ def make_dataset(
 
     Pairs are formed from file names before anything is decoded, so shuffling moves image and
     mask together. Decoded pairs are cached in memory (the sets here are small); the order is
-    reshuffled each epoch from ``seed``.
+    reshuffled each epoch from ``seed``. ``num_classes`` counts foreground classes; ``head`` gives
+    the targets' channels (pipeline.learning.heads.model_outputs).
     """
+    outputs = model_outputs(num_classes=num_classes, head=head)
     pairs = list_pairs(split_dir)
     ds = tf.data.Dataset.from_tensor_slices(
         ([str(p[1]) for p in pairs], [str(p[2]) for p in pairs])
@@ -121,7 +104,7 @@ def make_dataset(
         ds = ds.cache()
     if shuffle:
         ds = ds.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
-    ds = ds.map(lambda i, m: (_to_unit(i), _encode_target(m, num_classes)),
+    ds = ds.map(lambda i, m: (_to_unit(i), _encode_target(m, outputs)),
                 num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return ds.batch(batch_size).prefetch(tf.data.AUTOTUNE)
 

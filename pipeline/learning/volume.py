@@ -58,7 +58,7 @@ def volume_from_geometry(entry: Mapping, predictions: Mapping[str, np.ndarray]) 
 def save_nifti(path: Path, volume: np.ndarray, affine: np.ndarray, *, orientation: str | None = None) -> None:
     """Write a uint8 label volume as a NIfTI label map, stored in axis order ``orientation``.
 
-    Given the source label file's stored orientation (geometry.json's ``orientation``), the file has
+    Given the source label file's stored orientation (geometry.json's ``mask_orientation``), the file has
     the source's shape, axis order and affine, so viewers that insist on identical grids (ITK-SNAP)
     open it on the source image; without it, the array is stored as given with ``affine``.
     """

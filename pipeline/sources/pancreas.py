@@ -108,5 +108,5 @@ def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, **_: object) -> Subje
         affine=affine,
         orientation=meta["orientation"],
         meta={k: meta[k] for k in ("series_uid", "study_uid", "patient_id", "rescale_slope", "rescale_intercept")}
-        | {"label_orientation": label_orientation, "num_files": len(meta["files"])},
+        | {"mask_orientation": label_orientation, "num_files": len(meta["files"])},
     )
