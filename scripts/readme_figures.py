@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 import yaml  # noqa: E402
 
 from pipeline.reports.overlay import error_overlay, save_rgb, triptych  # noqa: E402
-from pipeline.learning.predict import read_image, read_mask  # noqa: E402
+from pipeline.dataset.prepared import read_info, read_manifest, read_mask, rows_of_split  # noqa: E402
+from pipeline.learning.predict import read_image  # noqa: E402
 
 KEYS = ("faz", "ms", "aisd", "pancreas", "lasc")
 # The seeds' published test figures (../shared/seeds/), all on slice-level splits: the sigmoid
@@ -80,8 +81,7 @@ def curves(root: Path, dst: Path) -> None:
 def _test_pick(root: Path, key: str) -> tuple[Path, Path, Path]:
     """The test slice with the most foreground: its image, ground truth and predicted mask."""
     prepared = root / "data" / "prepared" / key
-    with open(prepared / "manifest.csv", newline="") as f:
-        rows = [r for r in csv.DictReader(f) if r["split"] == "test"]
+    rows = rows_of_split(read_manifest(prepared), "test")
     best = max(rows, key=lambda r: (int(r["foreground_pixels"]), r["image"]))
     name = Path(best["image"]).name
     return prepared / best["image"], prepared / best["mask"], root / "artifacts" / key / "infer" / "masks" / name
@@ -91,7 +91,7 @@ def predictions(root: Path, params: dict, out: Path) -> None:
     """One test slice per dataset: image | truth | prediction, and the TP/FP/FN overlay."""
     rows, overlays = [], []
     for key in KEYS:
-        classes = params["datasets"][key]["train"]["num_classes"]
+        classes = read_info(root / "data" / "prepared" / key).num_classes
         image_path, truth_path, pred_path = _test_pick(root, key)
         image = read_image(image_path)
         truth, pred = read_mask(truth_path, num_classes=classes), read_mask(pred_path, num_classes=classes)

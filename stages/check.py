@@ -1,4 +1,5 @@
-"""check: an integrity report on a raw source as published, before preparing it (exit 1 on problems)."""
+"""check: an integrity report on a raw source as published, before preparing it, and/or on a prepared
+set (dataset.json, pairing, mask values, manifest); exit 1 on problems."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from tqdm import tqdm
 
 from pipeline.errors import DatasetError
 from pipeline.dataset.integrity import error_record, format_report, summarise, summarise_subject
+from pipeline.dataset.prepared import check_set
 from pipeline.sources import get_reader
 from pipeline.sources.subject import SubjectRef
 from stages.common import base_parser, dataset_params, resolve_jobs
@@ -30,10 +32,22 @@ def check_one(key: str, ref: SubjectRef, options: dict, labels: list[int]) -> tu
 
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
-    parser.add_argument("--raw", type=Path, required=True, help="folder holding the source as published")
-    parser.add_argument("--out", type=Path, help="write the JSON report here")
+    parser.add_argument("--raw", type=Path, help="folder holding the source as published")
+    parser.add_argument("--prepared", type=Path, help="a set written by prepare or augment, to check as well")
+    parser.add_argument("--out", type=Path, help="write the JSON report of --raw here")
     parser.add_argument("--n-jobs", type=int, help="worker processes (default: params n_jobs)")
     args = parser.parse_args(argv)
+    if args.raw is None and args.prepared is None:
+        parser.error("give --raw, --prepared or both")
+    set_problems = check_set(args.prepared) if args.prepared else []
+    if args.prepared:
+        print(f"prepared set {args.prepared}: " + (f"{len(set_problems)} problem(s)" if set_problems else "no problems found"))
+        for problem in set_problems:
+            print(f"  - {problem}")
+    if args.raw is None:
+        if set_problems:
+            raise SystemExit(1)
+        return
 
     params = dataset_params(args.dataset, args.params)
     options = dict(params.get("prepare", {}).get("reader") or {})
@@ -61,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")
-    if not report["ok"]:
+    if not report["ok"] or set_problems:
         raise SystemExit(1)
 
 

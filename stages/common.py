@@ -9,10 +9,6 @@ from typing import Any
 
 import yaml
 
-from pipeline.dataset.prepared import DatasetInfo
-from pipeline.errors import UsageError
-from pipeline.learning.heads import model_outputs
-
 PARAMS_FILE = Path("params.yaml")
 GLOBAL_KEYS = ("seed", "image_size", "n_jobs")
 
@@ -47,20 +43,3 @@ def base_parser(description: str) -> argparse.ArgumentParser:
     parser.add_argument("--dataset", required=True, help="dataset key, e.g. lasc")
     parser.add_argument("--params", type=Path, default=PARAMS_FILE, help="params file")
     return parser
-
-
-def model_outputs_for(dataset: str, params: dict[str, Any], info: DatasetInfo, *, where: Path) -> int:
-    """The model's outputs for this dataset's ``train.head`` and the classes the set at ``where`` holds.
-
-    ``num_classes`` comes from the set's dataset.json (prepare wrote it), never from params; a head
-    that does not fit it, or colour (rgb_map) masks where class indices are read, is one UsageError.
-    """
-    key = f"datasets.{dataset}"
-    if info.mask_encoding == "rgb_map":
-        raise UsageError(f"{key}.prepare.rgb_map: {where}/dataset.json says its masks are colour PNGs, but "
-                         "train, evaluate and infer read class-index masks; remove rgb_map and run prepare again")
-    try:
-        return model_outputs(num_classes=info.num_classes, head=params.get("train", {}).get("head", "sigmoid"),
-                             source=f"{where}/dataset.json")
-    except UsageError as err:
-        raise UsageError(f"{key}.{err}") from None

@@ -10,12 +10,14 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.dataset.prepared import list_pairs, read_info, subjects_by_stem
+from pipeline.errors import DatasetError
 from pipeline.reports.overlay import error_overlay, save_rgb
 from pipeline.learning.predict import load_model, read_image
-from pipeline.evaluation.scoring import score_split, subjects_from_manifest
-from pipeline.learning.tfdata import list_pairs
+from pipeline.evaluation.scoring import score_split
 from pipeline.writers import atomic_dir
-from stages.common import base_parser, check_classes, dataset_params
+from pipeline.learning.heads import model_outputs
+from stages.common import base_parser, dataset_params
 
 
 def _clean(value):
@@ -41,17 +43,24 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--split", default="test", help="split to score (default: test)")
     args = parser.parse_args(argv)
     params = dataset_params(args.dataset, args.params)
-    check_classes(args.dataset, params, "evaluate")
     train, opts = params["train"], params["evaluate"]
+    info = read_info(args.data)
+    outputs = model_outputs(num_classes=info.num_classes, head=params["train"].get("head", "sigmoid"),
+                            mask_encoding=info.mask_encoding, source=f"{args.data}/dataset.json")
 
     split_dir = args.data / args.split
     stems = [p[0] for p in list_pairs(split_dir)]
     n_over = min(int(opts.get("overlays", 0)), len(stems))
     keep = {stems[i] for i in np.unique(np.linspace(0, len(stems) - 1, n_over).astype(int))} if n_over else set()
     model = load_model(args.model)
+    if model.output_shape[-1] != outputs:
+        raise DatasetError(args.model, f"the model has {model.output_shape[-1]} outputs, expected {outputs} for "
+                           f"train.head {train.get('head', 'sigmoid')} and {info.num_classes} foreground class(es); "
+                           "train it again on this set")
     scores = score_split(
-        model, split_dir, subjects=subjects_from_manifest(args.data), input_size=train["input_size"],
-        channels=train["channels"], num_classes=train["num_classes"], threshold=opts["threshold"],
+        model, split_dir, subjects=subjects_by_stem(args.data), input_size=train["input_size"],
+        channels=train["channels"], num_classes=info.num_classes, head=train.get("head", "sigmoid"),
+        threshold=opts["threshold"],
         batch_size=train.get("batch_size", 8), keep=keep, progress=tqdm,
     )
 

@@ -8,14 +8,15 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from pipeline.dataset.prepared import read_info, read_mask, write_mask
 from pipeline.errors import DatasetError
+from pipeline.learning.heads import classes_of_outputs, model_outputs
 from pipeline.reports.overlay import blend, colorize, save_rgb, triptych
-from pipeline.learning.predict import (load_model, predict_array, probs_to_labels, read_image, read_mask, resize_labels,
-                              write_mask)
+from pipeline.learning.predict import load_model, predict_array, probs_to_labels, read_image, resize_labels
 from pipeline.learning.tfdata import load_images
 from pipeline.learning.volume import save_nifti, volume_from_geometry
 from pipeline.writers import atomic_dir
-from stages.common import base_parser, check_classes, dataset_params
+from stages.common import base_parser, dataset_params
 
 CHUNK = 64      # images decoded at a time, so any folder size fits in memory
 MONTAGE_ROWS = 6
@@ -26,11 +27,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--images", type=Path, required=True, help="folder of .png images")
     parser.add_argument("--model", type=Path, required=True, help="trained .keras model")
     parser.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
-    parser.add_argument("--prepared", type=Path, help="prepared set whose geometry.json rebuilds volumes")
+    parser.add_argument("--prepared", type=Path,
+                        help="prepared set: its dataset.json gives the classes, its geometry.json rebuilds volumes "
+                             "(without it, the classes come from the model's outputs)")
     args = parser.parse_args(argv)
     p = dataset_params(args.dataset, args.params)
-    check_classes(args.dataset, p, "infer")
-    train, threshold, classes = p["train"], p["evaluate"]["threshold"], p["train"]["num_classes"]
+    train, threshold = p["train"], p["evaluate"]["threshold"]
+    outputs = None
+    if args.prepared:
+        info = read_info(args.prepared)
+        outputs = model_outputs(num_classes=info.num_classes, head=train.get("head", "sigmoid"),
+                                mask_encoding=info.mask_encoding, source=f"{args.prepared}/dataset.json")
 
     paths = sorted(q for q in args.images.glob("*.png")) if args.images.is_dir() else []
     if not paths:
@@ -40,6 +47,11 @@ def main(argv: list[str] | None = None) -> None:
     if geometry_file is not None and not geometry_file.is_file():
         raise DatasetError(geometry_file, "not found; --prepared must be a set written by stages.prepare")
     model = load_model(args.model)
+    if outputs is not None and model.output_shape[-1] != outputs:
+        raise DatasetError(args.model, f"the model has {model.output_shape[-1]} outputs, expected {outputs} for "
+                           f"train.head {train.get('head', 'sigmoid')} and {args.prepared}/dataset.json; "
+                           "train it again on this set")
+    classes = classes_of_outputs(model.output_shape[-1])
     picks = {int(i) for i in np.linspace(0, len(paths) - 1, min(MONTAGE_ROWS, len(paths)))}
     rows = []
     with atomic_dir(args.out) as out:
@@ -67,7 +79,7 @@ def main(argv: list[str] | None = None) -> None:
                     entry, {m.name: read_mask(m, num_classes=classes) for m in written if m.is_file()})
                 if built is not None:
                     save_nifti(out / "volumes" / f"{subject}.nii.gz", *built,
-                               orientation=entry.get("orientation"))
+                               orientation=entry.get("mask_orientation"))
                     volumes += 1
     print(f"infer@{args.dataset}: {len(paths)} images -> {args.out}/masks, colour, overlays, montage.png"
           + (f"; {volumes} NIfTI volume(s) in {args.out}/volumes" if geometry_file is not None else ""))

@@ -17,7 +17,8 @@ from models.unet import build_unet
 from pipeline.errors import DatasetError
 from pipeline.dataset.prepared import list_pairs, read_info
 from pipeline.learning.tfdata import load_pairs, make_dataset
-from stages.common import base_parser, dataset_params, model_outputs_for
+from pipeline.learning.heads import model_outputs
+from stages.common import base_parser, dataset_params
 
 ARCH = ("base_filters", "base_kernels", "num_layers", "dilation", "dropout_rate", "batch_norm")
 
@@ -33,7 +34,8 @@ def main(argv: list[str] | None = None) -> None:
         info = read_info(args.data)
     except DatasetError as err:
         raise SystemExit(f"train@{args.dataset}: {err}") from None
-    outputs = model_outputs_for(args.dataset, params, info, where=args.data)
+    outputs = model_outputs(num_classes=info.num_classes, head=params["train"].get("head", "sigmoid"),
+                            mask_encoding=info.mask_encoding, source=f"{args.data}/dataset.json")
 
     keras.utils.set_random_seed(p["seed"])
     gpus = tf.config.list_physical_devices("GPU")

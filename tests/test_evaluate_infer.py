@@ -14,6 +14,8 @@ import yaml
 
 from models.losses import bce_dice_loss
 from models.unet import build_unet
+from pipeline.dataset.prepared import DatasetInfo, write_info
+from pipeline.errors import DatasetError, UsageError
 from stages import evaluate, infer
 
 SIZE = 40
@@ -53,13 +55,19 @@ def prepared(tmp_path):
                  "placement": placement, "slices": {"0": "flat_0000.png", "1": "flat_0001.png"}},
     }
     (root / "geometry.json").write_text(json.dumps(geometry))
+    write_info(root, _info(1))
     return root
 
 
-def _params(tmp_path, *, input_size, overlays=2):
+def _info(num_classes):
+    return DatasetInfo(num_classes=num_classes, channels=1, image_size=SIZE, slice_axis=2,
+                       mask_encoding="binary_0_255" if num_classes == 1 else "class_index")
+
+
+def _params(tmp_path, *, input_size, overlays=2, head="sigmoid"):
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump({"datasets": {"tiny": {
-        "train": {"input_size": input_size, "channels": 1, "num_classes": 1, "batch_size": 2},
+        "train": {"input_size": input_size, "channels": 1, "head": head, "batch_size": 2},
         "evaluate": {"threshold": 0.5, "overlays": overlays}}}}))
     return path
 
@@ -162,7 +170,6 @@ def test_infer_any_folder_without_masks_or_geometry(tmp_path, prepared):
 
 def test_infer_empty_folder_is_a_clear_error(tmp_path):
     (tmp_path / "none").mkdir()
-    from pipeline.errors import DatasetError
     with pytest.raises(DatasetError, match="no .png images found"):
         infer.main(["--dataset", "tiny", "--params", str(_params(tmp_path, input_size=SIZE)), "--model", "x",
                     "--images", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
@@ -179,10 +186,10 @@ def test_multiclass_evaluate_and_infer(tmp_path):
         mask[20:30, 20 + i:34] = 2
         cv2.imwrite(str(root / "test/images" / f"s{i}_000{i}.png"), mask * 100)
         cv2.imwrite(str(root / "test/masks" / f"s{i}_000{i}.png"), mask)
+    write_info(root, _info(2))
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"datasets": {"tiny": {
-        "prepare": {"num_classes": 2},
-        "train": {"input_size": 16, "channels": 1, "num_classes": 3, "batch_size": 2},
+        "train": {"input_size": 16, "channels": 1, "head": "softmax", "batch_size": 2},
         "evaluate": {"threshold": 0.5, "overlays": 1}}}}))
     inp = keras.Input((16, 16, 1))
     model = keras.Model(inp, keras.layers.Conv2D(3, 1, activation="softmax")(inp))
@@ -225,10 +232,10 @@ def test_per_class_dice_and_hd95_count_a_missed_class(tmp_path):
             image[20:30, 20:30] = 100  # drawn like class 1: the model calls it 1, missing class 2
         cv2.imwrite(str(root / "test/images" / f"s{i}_0000.png"), image)
         cv2.imwrite(str(root / "test/masks" / f"s{i}_0000.png"), mask)
+    write_info(root, _info(2))
     params = tmp_path / "params.yaml"
     params.write_text(yaml.safe_dump({"datasets": {"tiny": {
-        "prepare": {"num_classes": 2},
-        "train": {"input_size": SIZE, "channels": 1, "num_classes": 3, "batch_size": 3},
+        "train": {"input_size": SIZE, "channels": 1, "head": "softmax", "batch_size": 3},
         "evaluate": {"threshold": 0.5, "overlays": 0}}}}))
     out, _ = _run_evaluate(tmp_path, root, _binning_model(tmp_path / "bin.keras", SIZE), params)
     result = json.loads((out / "eval.json").read_text())
@@ -237,3 +244,30 @@ def test_per_class_dice_and_hd95_count_a_missed_class(tmp_path):
     subjects = {r["subject"]: r for r in csv.DictReader(open(out / "per_subject.csv"))}
     assert float(subjects["s1"]["hd95"]) == 0.0
     assert float(subjects["s0"]["hd95"]) > SIZE  # class 2 missed: the diagonal (56.6), averaged with class 1's
+
+
+def test_evaluate_takes_the_classes_from_dataset_json_not_params(tmp_path, prepared):
+    """The set says two classes: a sigmoid head is one usage line before any model is loaded."""
+    write_info(prepared, _info(2))
+    with pytest.raises(UsageError, match=r"^train\.head is sigmoid .*prepared/dataset\.json holds 2 foreground "
+                                         r"classes; set train\.head: softmax$"):
+        _run_evaluate(tmp_path, prepared, tmp_path / "not-loaded.keras", _params(tmp_path, input_size=SIZE))
+    assert not (tmp_path / "metrics").exists()
+
+
+def test_evaluate_refuses_a_model_of_another_head_and_a_set_without_dataset_json(tmp_path, prepared):
+    params = _params(tmp_path, input_size=SIZE, head="softmax")  # 2 outputs; the identity model has 1
+    with pytest.raises(DatasetError, match=r"identity\.keras: the model has 1 outputs, expected 2"):
+        _run_evaluate(tmp_path, prepared, _identity_model(tmp_path), params)
+    (prepared / "dataset.json").unlink()
+    with pytest.raises(DatasetError, match=r"dataset\.json: not found"):
+        _run_evaluate(tmp_path, prepared, _identity_model(tmp_path), _params(tmp_path, input_size=SIZE))
+
+
+def test_evaluate_reads_ground_truth_by_the_strict_rule(tmp_path, prepared):
+    """A 0/128 mask used to count as foreground (`> 0`); now it stops evaluate naming the file."""
+    import tensorflow as tf
+
+    cv2.imwrite(str(prepared / "test/masks/flat_0000.png"), _square(20, 20, 8) // 2)
+    with pytest.raises(tf.errors.InvalidArgumentError, match=r"0/255(.|\n)*flat_0000\.png"):
+        _run_evaluate(tmp_path, prepared, _identity_model(tmp_path), _params(tmp_path, input_size=SIZE))

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from pipeline.errors import DatasetError
-from pipeline.learning.tfdata import list_pairs, load_images, load_pairs, make_dataset
+from pipeline.learning.tfdata import load_images, load_pairs, make_dataset
 
 
 def write_set(split_dir: Path, ids: list[int], *, size: int = 16, rgb: bool = False) -> None:
@@ -58,23 +58,6 @@ def test_shuffle_is_seeded(tmp_path):
     assert order(1) != order(2)
 
 
-def test_unpaired_stems_are_named(tmp_path):
-    write_set(tmp_path, [1, 2, 3])
-    os.remove(tmp_path / "masks" / "p02_002.png")
-    cv2.imwrite(str(tmp_path / "masks" / "orphan.png"), np.zeros((4, 4), np.uint8))
-    with pytest.raises(DatasetError, match=r"1 image\(s\) without a mask: p02_002.*1 mask\(s\) without an image: orphan"):
-        list_pairs(tmp_path)
-
-
-def test_missing_folders_and_empty_set(tmp_path):
-    with pytest.raises(DatasetError, match="expected folders images/ and masks/"):
-        list_pairs(tmp_path)
-    (tmp_path / "images").mkdir()
-    (tmp_path / "masks").mkdir()
-    with pytest.raises(DatasetError, match="no .png images found"):
-        list_pairs(tmp_path)
-
-
 @pytest.mark.parametrize(("rgb", "channels"), [(False, 1), (False, 3), (True, 1), (True, 3)])
 def test_values_shapes_and_channels(tmp_path, rgb, channels):
     write_set(tmp_path, [4, 8], size=16, rgb=rgb)
@@ -93,17 +76,41 @@ def test_one_hot_targets_for_several_classes(tmp_path):
     mask = np.array([[0, 1], [2, 2]], np.uint8)
     cv2.imwrite(str(tmp_path / "images" / "a_0.png"), np.zeros((2, 2), np.uint8))
     cv2.imwrite(str(tmp_path / "masks" / "a_0.png"), mask)
-    (x, y), = make_dataset(tmp_path, input_size=4, channels=1, num_classes=3, batch_size=1)
+    (x, y), = make_dataset(tmp_path, input_size=4, channels=1, num_classes=2, head="softmax", batch_size=1)
     y = np.asarray(y)
     assert y.shape == (1, 4, 4, 3)
     np.testing.assert_array_equal(y[0].argmax(-1), np.kron(mask, np.ones((2, 2), int)))
     np.testing.assert_array_equal(y.sum(-1), 1)
 
 
-def test_binary_as_two_classes_reads_0_255(tmp_path):
+def test_binary_as_two_softmax_outputs_reads_0_255(tmp_path):
     write_set(tmp_path, [3], size=8)
-    (x, y), = make_dataset(tmp_path, input_size=None, channels=1, num_classes=2, batch_size=1)
-    assert np.asarray(y)[0, :, :, 1].sum() == 3 * 8
+    (x, y), = make_dataset(tmp_path, input_size=None, channels=1, num_classes=1, head="softmax", batch_size=1)
+    assert np.asarray(y).shape == (1, 8, 8, 2) and np.asarray(y)[0, :, :, 1].sum() == 3 * 8
+
+
+def test_sigmoid_head_with_several_classes_is_refused(tmp_path):
+    from pipeline.errors import UsageError
+
+    write_set(tmp_path, [3], size=8)
+    with pytest.raises(UsageError, match="set train.head: softmax"):
+        make_dataset(tmp_path, input_size=None, channels=1, num_classes=2, head="sigmoid", batch_size=1)
+
+
+@pytest.mark.parametrize("loader", ["make_dataset", "load_pairs"])
+def test_one_class_mask_that_is_not_0_255_stops_training_and_scoring(tmp_path, loader):
+    """The strict rule of pipeline.slices.masks: 128 in a one-class mask is an error, not foreground."""
+    import tensorflow as tf
+
+    write_set(tmp_path, [3], size=8)
+    mask = np.zeros((8, 8), np.uint8)
+    mask[:3] = 128
+    cv2.imwrite(str(tmp_path / "masks" / "p03_003.png"), mask)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="one-class mask must be 0/255"):
+        if loader == "make_dataset":
+            list(make_dataset(tmp_path, input_size=None, channels=1, batch_size=1))
+        else:
+            load_pairs(tmp_path, input_size=None, channels=1)
 
 
 def test_load_images_matches_load_pairs(tmp_path):
@@ -114,15 +121,15 @@ def test_load_images_matches_load_pairs(tmp_path):
 
 
 def test_label_outside_the_classes_stops_training(tmp_path):
-    """Label 3 with num_classes=3 (indices 0..2) must fail, not become an all-zero one-hot row."""
+    """Label 3 with two foreground classes (indices 0..2) must fail, not become an all-zero one-hot row."""
     import tensorflow as tf
 
     (tmp_path / "images").mkdir()
     (tmp_path / "masks").mkdir()
     cv2.imwrite(str(tmp_path / "images" / "a_0.png"), np.zeros((2, 2), np.uint8))
     cv2.imwrite(str(tmp_path / "masks" / "a_0.png"), np.array([[0, 1], [2, 3]], np.uint8))
-    with pytest.raises(tf.errors.InvalidArgumentError, match="num_classes=3"):
-        list(make_dataset(tmp_path, input_size=None, channels=1, num_classes=3, batch_size=1))
+    with pytest.raises(tf.errors.InvalidArgumentError, match="num_classes=2"):
+        list(make_dataset(tmp_path, input_size=None, channels=1, num_classes=2, head="softmax", batch_size=1))
 
 
 def test_load_pairs_of_chosen_stems_only(tmp_path):

@@ -41,7 +41,7 @@ ORIENTATION = ("upright: volumes sliced in the radiological display of pipeline.
 
 __all__ = [
     "DATASET_JSON", "IMAGES", "MANIFEST", "MANIFEST_COLUMNS", "MASKS", "SPLITS", "DatasetInfo", "Pair",
-    "list_pairs", "mask_encoding", "pair_paths", "read_info", "read_manifest", "read_mask", "rows_of_split",
+    "check_set", "list_pairs", "mask_encoding", "pair_paths", "read_info", "read_manifest", "read_mask", "rows_of_split",
     "slice_stem", "subject_of", "subjects_by_stem", "write_info", "write_manifest", "write_mask",
 ]
 
@@ -74,10 +74,11 @@ class Pair(NamedTuple):
     mask: Path
 
 
-def list_pairs(split_dir: Path) -> list[Pair]:
+def list_pairs(split_dir: Path, *, allow_empty: bool = False) -> list[Pair]:
     """Every ``(stem, image, mask)`` of a split folder, sorted by stem.
 
-    Raises one DatasetError naming every unpaired stem, or the missing folders, or an empty split.
+    Raises one DatasetError naming every unpaired stem, or the missing folders, or an empty split
+    (unless ``allow_empty``: a small source may leave a split without subjects).
     """
     split_dir = Path(split_dir)
     image_dir, mask_dir = split_dir / IMAGES, split_dir / MASKS
@@ -95,7 +96,7 @@ def list_pairs(split_dir: Path) -> list[Pair]:
     if problems:
         raise DatasetError(split_dir, "; ".join(problems) + f"; every {IMAGES}/<stem>.png needs "
                            f"{MASKS}/<stem>.png")
-    if not images:
+    if not images and not allow_empty:
         raise DatasetError(split_dir, f"no {SUFFIX} pairs in {IMAGES}/; expected at least one pair")
     return [Pair(stem, images[stem], masks[stem]) for stem in sorted(images)]
 
@@ -197,3 +198,35 @@ def read_info(root: Path) -> DatasetInfo:
         raise DatasetError(path, f"mask_encoding {info.mask_encoding!r} / num_classes {info.num_classes} "
                            f"invalid; expected one of {ENCODINGS} and >= 1; run prepare again")
     return info
+
+
+def check_set(root: Path) -> list[str]:
+    """Every problem of a prepared (or augmented) set on disk, one line each; empty when it is usable.
+
+    Looks at dataset.json, the pairing of every split, every mask against the set's encoding
+    (strictly, as train/evaluate/infer read them) and the files the manifest names.
+    """
+    root = Path(root)
+    try:
+        info = read_info(root)
+    except DatasetError as err:
+        return [str(err)]
+    problems = []
+    for split in SPLITS:
+        try:
+            pairs = list_pairs(root / split, allow_empty=True)
+        except DatasetError as err:
+            problems.append(str(err))
+            continue
+        if info.mask_encoding == "rgb_map":  # colours need the params' rgb_map; only pairing is checked
+            continue
+        for pair in pairs:
+            try:
+                read_mask(pair.mask, num_classes=info.num_classes)
+            except DatasetError as err:
+                problems.append(str(err))
+    for row in read_manifest(root):
+        missing = [row[k] for k in ("image", "mask") if row.get(k) and not (root / row[k]).is_file()]
+        if missing:
+            problems.append(f"{root / MANIFEST}: names {', '.join(missing)}, not in the set; prepare it again")
+    return problems

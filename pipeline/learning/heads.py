@@ -7,12 +7,17 @@ from pipeline.errors import UsageError
 HEADS = ("sigmoid", "softmax")
 
 
-def model_outputs(*, num_classes: int, head: str, source: str = "the masks") -> int:
+def model_outputs(*, num_classes: int, head: str, mask_encoding: str | None = None,
+                  source: str = "the masks") -> int:
     """Output channels of the model for ``num_classes`` foreground classes: 1 (sigmoid) or classes + 1 (softmax).
 
-    Raises UsageError for an unknown head, or a sigmoid head with several foreground classes
-    (``source`` names where the class count came from).
+    ``num_classes`` and ``mask_encoding`` come from the prepared set's dataset.json, named by ``source``.
+    Raises UsageError (one line) for an unknown head, a sigmoid head with several foreground classes,
+    or colour (rgb_map) masks, which the model's input pipeline cannot read as class indices.
     """
+    if mask_encoding == "rgb_map":
+        raise UsageError(f"prepare.rgb_map: {source} says its masks are colour PNGs, but train, evaluate and "
+                         "infer read class-index masks; remove prepare.rgb_map and run prepare again")
     if head not in HEADS:
         raise UsageError(f"train.head is {head!r}; expected one of {', '.join(HEADS)}")
     if num_classes < 1:

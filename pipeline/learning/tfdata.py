@@ -53,15 +53,15 @@ def _decode_mask(path: tf.Tensor, input_size: int | None, num_classes: int) -> t
     if input_size:
         mask = tf.image.resize(mask, (input_size, input_size), method="nearest")
     if num_classes == 1:
-        check = tf.debugging.assert_equal(
-            tf.reduce_all((mask == 0) | (mask == 255)), True,
-            message="one-class mask must be 0/255 (dataset.json num_classes=1); prepare it again")
-        with tf.control_dependencies([check]):
-            return tf.cast(mask == 255, tf.uint8)
-    check = tf.debugging.assert_less_equal(
-        mask, tf.constant(num_classes, tf.uint8),
-        message=f"mask label > num_classes={num_classes}; labels must be class indices 0..{num_classes}")
+        ok = tf.reduce_all((mask == 0) | (mask == 255))
+        problem = "one-class mask must be 0/255 (dataset.json num_classes=1); prepare it again:"
+    else:
+        ok = tf.reduce_all(mask <= num_classes)
+        problem = f"mask label > num_classes={num_classes}; labels must be class indices 0..{num_classes}:"
+    check = tf.debugging.Assert(ok, [problem, path])
     with tf.control_dependencies([check]):
+        if num_classes == 1:
+            return tf.cast(mask == 255, tf.uint8)
         return tf.identity(mask)
 
 
