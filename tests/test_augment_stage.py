@@ -12,6 +12,7 @@ import numpy as np
 import pytest
 import yaml
 
+from pipeline.dataset.prepared import DatasetInfo, read_info, write_info
 from stages import augment
 from tests.conftest import dvc, edit_params
 
@@ -44,6 +45,8 @@ def write_prepared(root: Path, *, multiclass: bool = False) -> Path:
         writer.writeheader()
         writer.writerows(rows)
     (root / "stats.json").write_text(json.dumps({"pairs": len(rows)}))
+    write_info(root, DatasetInfo(num_classes=2 if multiclass else 1, channels=1, image_size=128, slice_axis=2,
+                                 mask_encoding="class_index" if multiclass else "binary_0_255"))
     (root / "README.txt").write_text("extra file\n")
     return root
 
@@ -97,6 +100,14 @@ def test_writes_a_complete_set(tmp_path, prepared):
     assert row["copy"] == "2" and int(row["seed"]) > 0
     assert all("name" in t for t in json.loads(row["applied"]))
     assert (tmp_path / "out-reports" / "samples.png").stat().st_size > 1000
+    assert read_info(out) == read_info(prepared)  # dataset.json travels with the set
+
+
+def test_a_folder_without_dataset_json_is_refused_before_writing(tmp_path, prepared):
+    (prepared / "dataset.json").unlink()
+    with pytest.raises(SystemExit, match=r"augment@faz: .*dataset\.json: not found"):
+        run(tmp_path, prepared, "out")
+    assert not (tmp_path / "out").exists()
 
 
 def test_same_bytes_across_runs_and_workers(tmp_path, prepared):
@@ -109,8 +120,12 @@ def test_same_bytes_across_runs_and_workers(tmp_path, prepared):
 def test_multiclass_masks_keep_their_labels(tmp_path):
     src = write_prepared(tmp_path / "multi", multiclass=True)
     out = run(tmp_path, src, "out", copies=3)
+    seen = set()
     for path in (out / "train" / "masks").glob("*_aug*.png"):
-        assert set(np.unique(cv2.imread(str(path), cv2.IMREAD_UNCHANGED))) <= {0, 1, 2}
+        labels = set(np.unique(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)).tolist())
+        assert labels <= {0, 1, 2}
+        seen |= labels
+    assert seen == {0, 1, 2}  # both classes still there (an all-background output would pass the line above)
 
 
 def test_without_originals(tmp_path, prepared):
@@ -128,7 +143,7 @@ def test_bad_spec_fails_before_writing(tmp_path, prepared):
 
 def test_unpaired_train_image_is_named(tmp_path, prepared):
     (prepared / "train" / "masks" / "train1_1.png").unlink()
-    with pytest.raises(SystemExit, match="(?s)augment@faz: .*1 images without a mask.*train1_1"):
+    with pytest.raises(SystemExit, match=r"(?s)augment@faz: .*1 image\(s\) without a mask: train1_1"):
         run(tmp_path, prepared, "out")
 
 

@@ -13,6 +13,7 @@ import yaml
 
 from pipeline.errors import DatasetError
 from pipeline.dataset.prepare import DROP_EMPTY, keep_empty_slice, prepare_subject
+from pipeline.dataset.prepared import check_set, read_info
 from pipeline.sources.subject import Subject
 from pipeline.synth import get_synthesizer
 from stages import prepare as stage
@@ -142,6 +143,15 @@ def test_stage_outputs_are_byte_identical_across_runs_and_workers(lasc_raw, tmp_
     assert set(np.unique(cv2.imread(str(tmp_path / "a" / rows[0]["mask"]), cv2.IMREAD_UNCHANGED))) <= {0, 255}
     geometry = json.loads(a["geometry.json"])
     assert set(geometry) == set(split_of) and all(len(g["affine"]) == 4 for g in geometry.values())
+    # the stored orientation of each source label file, under the one name stats.json uses too
+    assert {g["mask_orientation"] for g in geometry.values()} <= {"LPS", "RAS", "LAS"}
+    assert all("orientation" not in g for g in geometry.values())
+    assert {r["subject"]: r["mask_orientation"] for r in stats["integrity"]["subjects"]} == \
+        {k: g["mask_orientation"] for k, g in geometry.items()}
+    info = read_info(tmp_path / "a")  # the set's own facts, read by augment/train/evaluate/infer
+    assert (info.num_classes, info.channels, info.mask_encoding, info.image_size, info.slice_axis) == \
+        (1, 1, "binary_0_255", 64, 2)
+    assert check_set(tmp_path / "a") == []
     integrity = stats["integrity"]  # the check stage's report, for the subjects prepare read
     assert integrity["ok"] and integrity["subjects_loaded"] == len(split_of) and integrity["labels"] == [0, 1]
     assert {r["subject"] for r in integrity["subjects"]} == set(split_of)

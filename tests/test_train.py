@@ -16,11 +16,12 @@ from models.losses import get_loss
 from models.metrics import default_metrics
 from models.training import make_optimizer, snapshot_panel
 from models.unet import build_unet
+from pipeline.dataset.prepared import DatasetInfo, write_info
 from pipeline.learning.tfdata import make_dataset
 from tests.conftest import ROOT, run
 
 TINY = dict(
-    seed=0, input_size=32, channels=1, num_classes=1, base_filters=4, base_kernels=[3, 3],
+    seed=0, input_size=32, channels=1, head="sigmoid", base_filters=4, base_kernels=[3, 3],
     num_layers=3, dilation=[1, 1], dropout_rate=0.0, batch_norm=False, epochs=2, batch_size=4,
     optimizer="adam", learning_rate=0.01, clipvalue=None, loss="bce_dice_loss",
     mixed_precision=False, reduce_lr={"factor": 0.5, "patience": 1}, early_stopping_patience=3,
@@ -88,17 +89,21 @@ def test_snapshot_panel_layout():
 
 
 @pytest.mark.slow
-def test_train_stage_writes_model_metrics_and_snapshots(tmp_path):
+@pytest.mark.parametrize("head, loss, outputs", [("sigmoid", "bce_dice_loss", 1), ("softmax", "cce_dice_loss", 2)])
+def test_train_stage_writes_model_metrics_and_snapshots(tmp_path, head, loss, outputs):
     for split, n in (("train", 8), ("valid", 3)):
         write_discs(tmp_path / "data" / split, n, seed=len(split))
-    params = {"seed": 42, "datasets": {"demo": {"train": TINY}}}
+    write_info(tmp_path / "data", DatasetInfo(num_classes=1, channels=1, mask_encoding="binary_0_255",
+                                              image_size=48, slice_axis=2))
+    params = {"seed": 42, "datasets": {"demo": {"train": {**TINY, "head": head, "loss": loss}}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "artifacts" / "demo"
     proc = run([sys.executable, "-m", "stages.train", "--dataset", "demo", "--params",
                 str(tmp_path / "params.yaml"), "--data", str(tmp_path / "data"), "--out", str(out)], ROOT)
     assert "train@demo: 2 epochs" in proc.stdout
     model = keras.saving.load_model(out / "model.keras")
-    assert model.count_params() == build_unet(32, 1, 1, 4, (3, 3), 3, (1, 1), 0.0).count_params()
+    assert model.output_shape == (None, 32, 32, outputs)  # the head from params, the classes from dataset.json
+    assert model.count_params() == build_unet(32, 1, outputs, 4, (3, 3), 3, (1, 1), 0.0).count_params()
     summary = json.loads((out / "live" / "metrics.json").read_text())
     assert summary["step"] == 1 and {"dice", "iou", "dice_coef", "loss"} <= summary["eval"].keys()
     assert summary["best"]["step"] in (0, 1) and 0 <= summary["best"]["dice"] <= 1
