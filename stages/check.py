@@ -41,7 +41,8 @@ def main(argv: list[str] | None = None) -> None:
         parser.error("give --raw, --prepared or both")
     set_problems = check_set(args.prepared) if args.prepared else []
     if args.prepared:
-        print(f"prepared set {args.prepared}: " + (f"{len(set_problems)} problem(s)" if set_problems else "no problems found"))
+        found = f"{len(set_problems)} problem(s)" if set_problems else "no problems found"
+        print(f"prepared set {args.prepared}: {found}")
         for problem in set_problems:
             print(f"  - {problem}")
     if args.raw is None:

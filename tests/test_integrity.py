@@ -185,3 +185,26 @@ def test_check_stage_on_real_sources(tmp_path, capsys):
     text = capsys.readouterr().out
     assert "imagesTr/la_003.nii.gz" in text and "NaN" in text
     assert "labelsTr/la_004.nii.gz" in text and "2" in text
+
+
+def test_check_stage_reports_a_prepared_set(tmp_path, capsys):
+    """`--prepared` alone checks a set on disk: exit 0 when usable, 1 naming each bad file."""
+    import cv2
+
+    from pipeline.dataset.prepared import DatasetInfo, write_info
+
+    root = tmp_path / "set"
+    root.mkdir()
+    write_info(root, DatasetInfo(num_classes=1, channels=1, mask_encoding="binary_0_255", image_size=8, slice_axis=2))
+    for split in ("train", "valid", "test"):
+        for kind in ("images", "masks"):
+            (root / split / kind).mkdir(parents=True)
+            cv2.imwrite(str(root / split / kind / f"{split}_0000.png"), np.full((8, 8), 255, np.uint8))
+    params = Path(__file__).resolve().parents[1] / "params.yaml"
+    check.main(["--dataset", "lasc", "--params", str(params), "--prepared", str(root)])
+    assert "no problems found" in capsys.readouterr().out
+    cv2.imwrite(str(root / "test" / "masks" / "test_0000.png"), np.full((8, 8), 3, np.uint8))
+    with pytest.raises(SystemExit) as exc:
+        check.main(["--dataset", "lasc", "--params", str(params), "--prepared", str(root)])
+    assert exc.value.code == 1
+    assert "test_0000.png: one-class mask must be 0/255, found values [3]" in capsys.readouterr().out

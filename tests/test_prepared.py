@@ -114,7 +114,8 @@ def test_read_mask_is_strict(tmp_path):
 def test_dataset_json_round_trip_and_clear_errors(tmp_path):
     ps.write_info(tmp_path, INFO)
     data = json.loads((tmp_path / ps.DATASET_JSON).read_text())
-    assert data["num_classes"] == 1 and data["format_version"] == ps.FORMAT_VERSION and "radiological" in data["orientation"]
+    assert data["num_classes"] == 1 and data["format_version"] == ps.FORMAT_VERSION
+    assert "radiological" in data["orientation"]
     assert ps.read_info(tmp_path) == INFO
     with pytest.raises(DatasetError, match=r"elsewhere/dataset\.json: not found; .*run prepare again"):
         ps.read_info(tmp_path / "elsewhere")

@@ -41,7 +41,8 @@ ORIENTATION = ("upright: volumes sliced in the radiological display of pipeline.
 
 __all__ = [
     "DATASET_JSON", "IMAGES", "MANIFEST", "MANIFEST_COLUMNS", "MASKS", "SPLITS", "DatasetInfo", "Pair",
-    "check_set", "list_pairs", "mask_encoding", "pair_paths", "read_info", "read_manifest", "read_mask", "rows_of_split",
+    "check_set", "list_pairs", "mask_encoding", "pair_paths", "read_info", "read_manifest", "read_mask",
+    "rows_of_split",
     "slice_stem", "subject_of", "subjects_by_stem", "write_info", "write_manifest", "write_mask",
 ]
 
