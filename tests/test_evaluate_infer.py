@@ -133,9 +133,12 @@ def test_evaluate_tiny_trained_model_writes_keys_and_csv(tmp_path, prepared):
 
 
 def test_infer_writes_valid_masks_pictures_and_aligned_volume(tmp_path, prepared):
-    model = _tiny_unet(tmp_path, prepared)
+    """The identity model predicts each test mask exactly, so the rebuilt volume must hold exactly the
+    foreground of the volume's slices (a tiny trained UNet may predict nothing, and an empty
+    volume would pass every check below)."""
     out = tmp_path / "infer"
-    infer.main(["--dataset", "tiny", "--params", str(_params(tmp_path, input_size=16)), "--model", str(model),
+    infer.main(["--dataset", "tiny", "--params", str(_params(tmp_path, input_size=SIZE)),
+                "--model", str(_identity_model(tmp_path)),
                 "--images", str(prepared / "test/images"), "--out", str(out), "--prepared", str(prepared)])
     masks = sorted((out / "masks").glob("*.png"))
     assert len(masks) == 5
@@ -149,7 +152,8 @@ def test_infer_writes_valid_masks_pictures_and_aligned_volume(tmp_path, prepared
     vol = nib.load(str(out / "volumes" / "vol.nii.gz"))
     assert np.allclose(vol.affine, AFFINE) and vol.shape == (SIZE, SIZE, 5)
     data = np.asarray(vol.dataobj)
-    assert set(np.unique(data).tolist()) <= {0, 1} and not data[..., [0, 4]].any()
+    assert set(np.unique(data).tolist()) == {0, 1} and not data[..., [0, 4]].any()
+    assert (data[..., 1].sum(), data[..., 2].sum(), data[..., 3].sum()) == (10 * 10, 12 * 12, 0)  # each on its slice
     assert not (out / "volumes" / "flat.nii.gz").exists()
 
 
@@ -201,7 +205,9 @@ def test_multiclass_evaluate_and_infer(tmp_path):
     assert result["n_subjects"] == 3 and result["loss"] > 0
     infer.main(["--dataset", "tiny", "--params", str(params), "--model", str(tmp_path / "mc.keras"),
                 "--images", str(root / "test/images"), "--out", str(tmp_path / "inf")])
-    for path in (tmp_path / "inf/masks").glob("*.png"):
+    written = sorted((tmp_path / "inf/masks").glob("*.png"))
+    assert len(written) == 3
+    for path in written:
         assert set(np.unique(cv2.imread(str(path), cv2.IMREAD_UNCHANGED)).tolist()) <= {0, 1, 2}
 
 

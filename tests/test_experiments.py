@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import json
 
-import cv2
 import nibabel as nib
 import numpy as np
 import pytest
 
+from pipeline.dataset.prepared import read_mask
 from pipeline.evaluation.metrics import counts, dice_from
 from pipeline.learning.volume import volume_from_geometry
 from tests.conftest import dvc, edit_params, run
@@ -47,8 +47,7 @@ def _check_volumes(repo) -> None:
         assert nib.aff2axcodes(predicted.affine) == nib.aff2axcodes(stored.affine)
         assert predicted.header.get_intent()[0] == "label"
         source = nib.as_closest_canonical(stored)
-        truth = {n: (cv2.imread(str(prepared / "test/masks" / n), 0) > 0).astype(np.uint8)
-                 for n in geometry[subject]["slices"].values()}
+        truth = {n: read_mask(prepared / "test/masks" / n, num_classes=1) for n in geometry[subject]["slices"].values()}
         rebuilt, _ = volume_from_geometry(geometry[subject], truth)
         # 64-pixel prepared slices and back: not exact, but on the right voxels (a flip scores ~0)
         assert dice_from(counts(rebuilt, np.asarray(source.dataobj).astype(np.uint8))) > 0.8
