@@ -1,5 +1,6 @@
 # make demo: set up .venv and run the whole pipeline on the embedded synthetic sources.
-# make test: set up .venv and run the test suite.
+# make test: set up .venv and run the test suite (the CI command).
+# make test-fast: the unmarked tests only (no real dvc repro, no TensorFlow training), for the edit loop.
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -7,7 +8,7 @@ STAMP  := $(VENV)/.installed
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
-.PHONY: setup demo test bench figures verify clean
+.PHONY: setup demo test test-fast bench figures verify clean
 
 setup: $(STAMP)
 
@@ -23,9 +24,13 @@ demo: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup
 
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"
+
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.prepare_bench
 	$(BIN)/python -m benchmarks.augment_bench
+	$(BIN)/python -m benchmarks.cli_bench
 
 figures: $(STAMP)
 	$(BIN)/python -m scripts.readme_figures

@@ -13,12 +13,6 @@ OPTIMIZERS = {
     "rmsprop": keras.optimizers.RMSprop,
 }
 
-# Class colours for snapshot panels: background black, then distinct colours.
-PALETTE = np.array(
-    [[0, 0, 0], [255, 255, 255], [230, 25, 75], [60, 180, 75], [255, 225, 25], [0, 130, 200],
-     [245, 130, 48], [145, 30, 180]],
-    dtype=np.uint8,
-)
 
 
 def make_optimizer(
@@ -37,17 +31,19 @@ def predicted_labels(probs: np.ndarray, *, threshold: float = 0.5) -> np.ndarray
     return np.argmax(probs, axis=-1).astype(np.uint8)
 
 
-def snapshot_panel(image: np.ndarray, truth: np.ndarray, labels: np.ndarray) -> np.ndarray:
+def snapshot_panel(image: np.ndarray, truth: np.ndarray, labels: np.ndarray, *, colours: np.ndarray) -> np.ndarray:
     """Image | truth | prediction side by side as one ``(S, 3S, 3)`` uint8 RGB picture.
 
     ``image`` is ``(S, S, channels)`` float in [0, 1]; ``truth`` and ``labels`` are ``(S, S)``
-    class indices.
+    class indices; ``colours`` is ``(N, 3)`` uint8 RGB per class (the caller's palette: models/
+    knows nothing of the library), classes beyond it take the last colour.
     """
     rgb = np.clip(image * 255.0 + 0.5, 0, 255).astype(np.uint8)
     if rgb.shape[-1] == 1:
         rgb = np.repeat(rgb, 3, axis=-1)
-    colours = PALETTE[np.minimum(truth, len(PALETTE) - 1)], PALETTE[np.minimum(labels, len(PALETTE) - 1)]
-    return np.concatenate([rgb[..., :3], *colours], axis=1)
+    colours = np.asarray(colours, dtype=np.uint8)
+    top = len(colours) - 1
+    return np.concatenate([rgb[..., :3], colours[np.minimum(truth, top)], colours[np.minimum(labels, top)]], axis=1)
 
 
 class EpochSnapshots(keras.callbacks.Callback):
@@ -62,13 +58,14 @@ class EpochSnapshots(keras.callbacks.Callback):
         images: np.ndarray,
         masks: np.ndarray,
         log: Callable[[str, int, np.ndarray], None],
+        colours: np.ndarray,
     ) -> None:
         super().__init__()
-        self.stems, self.images, self.masks, self.log = stems, images, masks, log
+        self.stems, self.images, self.masks, self.log, self.colours = stems, images, masks, log, colours
 
     def on_epoch_end(self, epoch: int, logs: dict | None = None) -> None:
         if not self.stems:
             return
         labels = predicted_labels(np.asarray(self.model.predict(self.images, verbose=0)))
         for stem, image, truth, pred in zip(self.stems, self.images, self.masks, labels):
-            self.log(stem, epoch, snapshot_panel(image, truth, pred))
+            self.log(stem, epoch, snapshot_panel(image, truth, pred, colours=self.colours))

@@ -4,17 +4,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import cv2
-
-from pipeline.dataset.augment import augment_set
-from pipeline.errors import DatasetError
-from pipeline.reports.plots import save_montage
 from pipeline.writers import atomic_dir
-from stages.common import base_parser, dataset_params, resolve_jobs
+from stages.common import base_parser, dataset_params, resolve_jobs, stage_edge
 
 MONTAGE_SAMPLES = 8
 
 
+@stage_edge("augment")
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--in", dest="src", type=Path, required=True, help="prepared set to augment")
@@ -26,20 +22,23 @@ def main(argv: list[str] | None = None) -> None:
     params = dataset_params(args.dataset, args.params)
     options = dict(params.get("augment") or {})
     jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
-    try:
-        with atomic_dir(args.out) as tmp:
-            rows = augment_set(
-                args.src, tmp,
-                specs=options.get("transforms") or [],
-                seed=int(options.get("seed", params.get("seed", 0))),
-                copies=options.get("copies", 1),
-                keep_original=bool(options.get("keep_original", True)),
-                n_jobs=jobs,
-                desc=f"augment@{args.dataset}",
-                source=f"{args.params}: datasets.{args.dataset}.augment.transforms",
-            )
-    except DatasetError as err:
-        raise SystemExit(f"augment@{args.dataset}: {err}") from err
+    # albumentations, OpenCV and matplotlib: only once the flags are read, so --help stays fast
+    import cv2
+
+    from pipeline.dataset.augment import augment_set
+    from pipeline.reports.plots import save_montage
+
+    with atomic_dir(args.out) as tmp:
+        rows = augment_set(
+            args.src, tmp,
+            specs=options.get("transforms") or [],
+            seed=int(options.get("seed", params.get("seed", 0))),
+            copies=options.get("copies", 1),
+            keep_original=bool(options.get("keep_original", True)),
+            n_jobs=jobs,
+            desc=f"augment@{args.dataset}",
+            source=f"{args.params}: datasets.{args.dataset}.augment.transforms",
+        )
 
     augmented = [row for row in rows if row["copy"] != 0]
     if args.reports:

@@ -3,18 +3,19 @@ set (dataset.json, pairing, mask values, manifest); exit 1 on problems."""
 
 from __future__ import annotations
 
+import functools
 import json
-from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 from tqdm import tqdm
 
 from pipeline.errors import DatasetError
+from pipeline.workers import ordered_results
 from pipeline.dataset.integrity import error_record, format_report, summarise, summarise_subject
 from pipeline.dataset.prepared import check_set
 from pipeline.sources import get_reader
 from pipeline.sources.subject import SubjectRef
-from stages.common import base_parser, dataset_params, resolve_jobs
+from stages.common import EXIT_DATA, base_parser, dataset_params, resolve_jobs, stage_edge
 
 
 def expected_labels(num_classes: int) -> list[int]:
@@ -22,7 +23,7 @@ def expected_labels(num_classes: int) -> list[int]:
     return list(range(max(1, num_classes) + 1))
 
 
-def check_one(key: str, ref: SubjectRef, options: dict, labels: list[int]) -> tuple[dict | None, dict | None]:
+def check_one(key: str, ref: SubjectRef, *, options: dict, labels: list[int]) -> tuple[dict | None, dict | None]:
     try:
         subject = get_reader(key).load(ref, **options)
     except DatasetError as error:
@@ -30,6 +31,7 @@ def check_one(key: str, ref: SubjectRef, options: dict, labels: list[int]) -> tu
     return summarise_subject(subject, expected_labels=labels), None
 
 
+@stage_edge("check")
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--raw", type=Path, help="folder holding the source as published")
@@ -47,7 +49,7 @@ def main(argv: list[str] | None = None) -> None:
             print(f"  - {problem}")
     if args.raw is None:
         if set_problems:
-            raise SystemExit(1)
+            raise SystemExit(EXIT_DATA)
         return
 
     params = dataset_params(args.dataset, args.params)
@@ -61,11 +63,9 @@ def main(argv: list[str] | None = None) -> None:
         refs = []
         errors.append(error_record(error, stage="discover"))
     jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
-    n = len(refs)
-    with ProcessPoolExecutor(max_workers=min(jobs, max(n, 1))) as pool:
-        run = pool.map if jobs > 1 and n > 1 else map
-        results = run(check_one, [args.dataset] * n, refs, [options] * n, [labels] * n)
-        for record, error in tqdm(results, total=n, desc=f"check@{args.dataset}", leave=False):
+    check = functools.partial(check_one, args.dataset, options=options, labels=labels)
+    with ordered_results(check, refs, jobs=jobs, preload=["stages.check"]) as results:
+        for record, error in tqdm(results, total=len(refs), desc=f"check@{args.dataset}", leave=False):
             if record is not None:
                 records.append(record)
             else:
@@ -77,7 +77,7 @@ def main(argv: list[str] | None = None) -> None:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(json.dumps(report, indent=2) + "\n")
     if not report["ok"] or set_problems:
-        raise SystemExit(1)
+        raise SystemExit(EXIT_DATA)
 
 
 if __name__ == "__main__":

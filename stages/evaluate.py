@@ -13,11 +13,9 @@ from tqdm import tqdm
 from pipeline.dataset.prepared import list_pairs, read_info, subjects_by_stem
 from pipeline.errors import DatasetError
 from pipeline.reports.overlay import error_overlay, save_rgb
-from pipeline.learning.predict import load_model, read_image
-from pipeline.evaluation.scoring import score_split
 from pipeline.writers import atomic_dir
 from pipeline.learning.heads import model_outputs
-from stages.common import base_parser, dataset_params
+from stages.common import base_parser, dataset_params, import_tensorflow, stage_edge
 
 
 def _clean(value):
@@ -34,6 +32,7 @@ def _write_csv(path: Path, rows: list[dict]) -> None:
         writer.writerows({k: _clean(v) for k, v in r.items()} for r in rows)
 
 
+@stage_edge("evaluate")
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--data", type=Path, required=True, help="prepared set (its test/ split is scored)")
@@ -47,6 +46,11 @@ def main(argv: list[str] | None = None) -> None:
     info = read_info(args.data)
     outputs = model_outputs(num_classes=info.num_classes, head=params["train"].get("head", "sigmoid"),
                             mask_encoding=info.mask_encoding, source=f"{args.data}/dataset.json")
+
+    # TensorFlow and SimpleITK: only once the flags and the set are read, so mistakes show fast
+    import_tensorflow()
+    from pipeline.evaluation.scoring import score_split
+    from pipeline.learning.predict import load_model, read_image
 
     split_dir = args.data / args.split
     stems = [p[0] for p in list_pairs(split_dir)]

@@ -12,16 +12,14 @@ from pipeline.dataset.prepared import read_info, read_mask, write_mask
 from pipeline.errors import DatasetError
 from pipeline.learning.heads import classes_of_outputs, model_outputs
 from pipeline.reports.overlay import blend, colorize, save_rgb, triptych
-from pipeline.learning.predict import load_model, predict_array, probs_to_labels, read_image, resize_labels
-from pipeline.learning.tfdata import load_images
-from pipeline.learning.volume import save_nifti, volume_from_geometry
 from pipeline.writers import atomic_dir
-from stages.common import base_parser, dataset_params
+from stages.common import base_parser, dataset_params, import_tensorflow, stage_edge
 
 CHUNK = 64      # images decoded at a time, so any folder size fits in memory
 MONTAGE_ROWS = 6
 
 
+@stage_edge("infer")
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--images", type=Path, required=True, help="folder of .png images")
@@ -46,6 +44,12 @@ def main(argv: list[str] | None = None) -> None:
     geometry_file = args.prepared / "geometry.json" if args.prepared else None
     if geometry_file is not None and not geometry_file.is_file():
         raise DatasetError(geometry_file, "not found; --prepared must be a set written by stages.prepare")
+    # TensorFlow and nibabel: only once the flags and the folders are checked, so mistakes show fast
+    import_tensorflow()
+    from pipeline.learning.predict import load_model, predict_array, probs_to_labels, read_image, resize_labels
+    from pipeline.learning.tfdata import load_images
+    from pipeline.learning.volume import save_nifti, volume_from_geometry
+
     model = load_model(args.model)
     if outputs is not None and model.output_shape[-1] != outputs:
         raise DatasetError(args.model, f"the model has {model.output_shape[-1]} outputs, expected {outputs} for "

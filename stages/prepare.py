@@ -6,19 +6,18 @@ from pathlib import Path
 
 from tqdm import tqdm
 
-from pipeline.errors import DatasetError
+from pipeline.errors import DatasetError, UsageError
 from pipeline.slices.intensity import check_spec
-from pipeline.dataset.prepare import Task, outcomes_in_order, save_pictures, summarize, write_json
-from pipeline.dataset.prepared import DatasetInfo, mask_encoding, write_info, write_manifest
 from pipeline.sources import get_reader
 from pipeline.dataset.split import SPLITS, assign_splits
 from pipeline.writers import atomic_dir
-from stages.common import base_parser, dataset_params, resolve_jobs
+from stages.common import base_parser, dataset_params, resolve_jobs, stage_edge
 
 OPTIONS = ("letterbox", "intensity", "axis", "channels", "min_foreground_pixels", "keep_empty_fraction",
            "num_classes", "rgb_map")
 
 
+@stage_edge("prepare")
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--raw", type=Path, required=True, help="folder holding the source as published")
@@ -35,40 +34,49 @@ def main(argv: list[str] | None = None) -> None:
     options = {k: prep[k] for k in OPTIONS if k in prep}
     options.update(size=int(params.get("image_size", 512)), seed=int(prep.get("seed", params.get("seed", 0))))
     jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
+    where = f"{args.params}: datasets.{key}.prepare"
     try:
         check_spec(options.setdefault("intensity", {"mode": "none"}))
-        reader = get_reader(key)
-        refs = sorted(reader.discover(args.raw, **prep.get("reader", {})), key=lambda r: r.subject_id)
+    except ValueError as err:
+        raise UsageError(f"{where}.intensity: {err}") from None
+    reader = get_reader(key)
+    refs = sorted(reader.discover(args.raw, **prep.get("reader", {})), key=lambda r: r.subject_id)
+    try:
         assignment = assign_splits([r.subject_id for r in refs], split, seed=split_seed)
-        if len(assignment) != len(refs):
-            raise DatasetError(args.raw, "two subjects share one id; expected unique subject ids")
-        with atomic_dir(args.out) as tmp:
-            for name in SPLITS:
-                (tmp / name / "images").mkdir(parents=True)
-                (tmp / name / "masks").mkdir(parents=True)
-            tasks = [Task(reader.__name__, r, prep.get("reader", {}), assignment[r.subject_id], str(tmp),
-                          str(args.raw), options) for r in refs]
-            outcomes = []
-            with outcomes_in_order(tasks, jobs=min(jobs, len(tasks) or 1)) as results:
-                for outcome in tqdm(results, total=len(tasks), desc=f"prepare@{key}", unit="subject"):
-                    if outcome.error and on_error == "fail":
-                        raise SystemExit(f"prepare@{key}: {outcome.error}")
-                    outcomes.append(outcome)
-            rows = [row for o in outcomes for row in o.rows]
-            write_manifest(tmp / "manifest.csv", rows)
-            classes = int(options.get("num_classes", 1))
-            write_info(tmp, DatasetInfo(
-                num_classes=classes, channels=int(options.get("channels", 1)), image_size=options["size"],
-                mask_encoding=mask_encoding(num_classes=classes, rgb_map=options.get("rgb_map")),
-                slice_axis=int(options.get("axis", 2))))
-            stats = summarize(outcomes, assignment, SPLITS)
-            stats["notes"] = reader.notes(args.raw) if hasattr(reader, "notes") else []  # e.g. unused files
-            write_json(tmp / "stats.json", stats)
-            write_json(tmp / "geometry.json", {o.subject_id: o.geometry for o in outcomes if o.geometry})
-            if args.reports:
-                save_pictures(args.reports, tmp, rows, stats, title=f"prepare@{key}")
-    except ValueError as err:  # DatasetError included: bad input or params, one line, no traceback
-        raise SystemExit(f"prepare@{key}: {err}") from None
+    except ValueError as err:
+        raise UsageError(f"{where}.split: {err}") from None
+    if len(assignment) != len(refs):
+        raise DatasetError(args.raw, "two subjects share one id; expected unique subject ids")
+    # matplotlib and the readers' libraries: only once the flags are read, so --help stays fast
+    from pipeline.dataset.prepare import Task, outcomes_in_order, save_pictures, summarize, write_json
+    from pipeline.dataset.prepared import DatasetInfo, mask_encoding, write_info, write_manifest
+
+    with atomic_dir(args.out) as tmp:
+        for name in SPLITS:
+            (tmp / name / "images").mkdir(parents=True)
+            (tmp / name / "masks").mkdir(parents=True)
+        tasks = [Task(reader.__name__, r, prep.get("reader", {}), assignment[r.subject_id], str(tmp),
+                      str(args.raw), options) for r in refs]
+        outcomes = []
+        with outcomes_in_order(tasks, jobs=min(jobs, len(tasks) or 1)) as results:
+            for outcome in tqdm(results, total=len(tasks), desc=f"prepare@{key}", unit="subject"):
+                if outcome.error and on_error == "fail":  # leaving the loop cancels the subjects not started
+                    path, _, problem = outcome.error.partition(": ")
+                    raise DatasetError(path, problem)
+                outcomes.append(outcome)
+        rows = [row for o in outcomes for row in o.rows]
+        write_manifest(tmp / "manifest.csv", rows)
+        classes = int(options.get("num_classes", 1))
+        write_info(tmp, DatasetInfo(
+            num_classes=classes, channels=int(options.get("channels", 1)), image_size=options["size"],
+            mask_encoding=mask_encoding(num_classes=classes, rgb_map=options.get("rgb_map")),
+            slice_axis=int(options.get("axis", 2))))
+        stats = summarize(outcomes, assignment, SPLITS)
+        stats["notes"] = reader.notes(args.raw) if hasattr(reader, "notes") else []  # e.g. unused files
+        write_json(tmp / "stats.json", stats)
+        write_json(tmp / "geometry.json", {o.subject_id: o.geometry for o in outcomes if o.geometry})
+        if args.reports:
+            save_pictures(args.reports, tmp, rows, stats, title=f"prepare@{key}")
     skipped = f", skipped {len(stats['skipped_subjects'])} subjects" if stats["skipped_subjects"] else ""
     print(f"prepare@{key}: {len(rows)} pairs {stats['pairs']}, dropped {stats['dropped']}{skipped} -> {args.out}")
 

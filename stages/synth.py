@@ -6,9 +6,10 @@ from pathlib import Path
 
 from pipeline.synth import get_synthesizer
 from pipeline.writers import atomic_dir
-from stages.common import base_parser, dataset_params
+from stages.common import base_parser, dataset_params, stage_edge
 
 
+@stage_edge("synth")
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--out", type=Path, required=True, help="folder to write the source into")

@@ -4,25 +4,17 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import keras
 import numpy as np
-import tensorflow as tf
-from dvclive import Live
-from dvclive.keras import DVCLiveCallback
 
-from models.losses import get_loss
-from models.metrics import default_metrics
-from models.training import EpochSnapshots, make_optimizer
-from models.unet import build_unet
-from pipeline.errors import DatasetError
+from pipeline.errors import UsageError
 from pipeline.dataset.prepared import list_pairs, read_info
-from pipeline.learning.tfdata import load_pairs, make_dataset
 from pipeline.learning.heads import model_outputs
-from stages.common import base_parser, dataset_params
+from stages.common import base_parser, dataset_params, import_tensorflow, stage_edge
 
 ARCH = ("base_filters", "base_kernels", "num_layers", "dilation", "dropout_rate", "batch_norm")
 
 
+@stage_edge("train")
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--data", type=Path, required=True, help="set with train/ and valid/ splits")
@@ -30,12 +22,22 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     params = dataset_params(args.dataset, args.params)
     p = params["train"]
-    try:
-        info = read_info(args.data)
-    except DatasetError as err:
-        raise SystemExit(f"train@{args.dataset}: {err}") from None
+    info = read_info(args.data)
     outputs = model_outputs(num_classes=info.num_classes, head=params["train"].get("head", "sigmoid"),
                             mask_encoding=info.mask_encoding, source=f"{args.data}/dataset.json")
+    # TensorFlow, keras and dvclive: only once the flags and the set are read, so mistakes show fast
+    import_tensorflow()
+    import keras
+    import tensorflow as tf
+    from dvclive import Live
+    from dvclive.keras import DVCLiveCallback
+
+    from models.losses import get_loss
+    from models.metrics import default_metrics
+    from models.training import EpochSnapshots, make_optimizer
+    from models.unet import build_unet
+    from pipeline.learning.tfdata import load_pairs, make_dataset
+    from pipeline.reports.palette import MASK_PANEL_COLOURS
 
     keras.utils.set_random_seed(p["seed"])
     gpus = tf.config.list_physical_devices("GPU")
@@ -47,15 +49,12 @@ def main(argv: list[str] | None = None) -> None:
 
     shape = dict(input_size=p["input_size"], channels=p["channels"], num_classes=info.num_classes)
     batch = p["batch_size"] * strategy.num_replicas_in_sync
-    try:
-        head = p.get("head", "sigmoid")
-        train = make_dataset(args.data / "train", **shape, head=head, batch_size=batch, shuffle=True, seed=p["seed"])
-        valid = make_dataset(args.data / "valid", **shape, head=head, batch_size=batch)
-        valid_stems = [stem for stem, _, _ in list_pairs(args.data / "valid")]
-        picks = np.linspace(0, len(valid_stems) - 1, min(p["snapshot_images"], len(valid_stems))).astype(int)
-        stems, images, masks = load_pairs(args.data / "valid", **shape, stems=[valid_stems[i] for i in picks])
-    except DatasetError as err:
-        raise SystemExit(f"train@{args.dataset}: {err}") from None
+    head = p.get("head", "sigmoid")
+    train = make_dataset(args.data / "train", **shape, head=head, batch_size=batch, shuffle=True, seed=p["seed"])
+    valid = make_dataset(args.data / "valid", **shape, head=head, batch_size=batch)
+    valid_stems = [stem for stem, _, _ in list_pairs(args.data / "valid")]
+    picks = np.linspace(0, len(valid_stems) - 1, min(p["snapshot_images"], len(valid_stems))).astype(int)
+    stems, images, masks = load_pairs(args.data / "valid", **shape, stems=[valid_stems[i] for i in picks])
 
     with strategy.scope():
         model = build_unet(p["input_size"], p["channels"], outputs, *(p[k] for k in ARCH))
@@ -77,15 +76,17 @@ def main(argv: list[str] | None = None) -> None:
                                         save_best_only=True),
         keras.callbacks.TerminateOnNaN(),
         EpochSnapshots(stems, images, masks,
-                       log=lambda stem, epoch, panel: live.log_image(f"{stem}/{epoch}.png", panel)),
+                       log=lambda stem, epoch, panel: live.log_image(f"{stem}/{epoch}.png", panel),
+                       colours=MASK_PANEL_COLOURS),
         DVCLiveCallback(live=live),  # last: it advances the dvclive step
     ]
     history = model.fit(train, validation_data=valid, epochs=p["epochs"], callbacks=callbacks,
                         shuffle=False, verbose=2).history
 
     if not (args.out / "model.keras").is_file():
-        raise SystemExit(f"train@{args.dataset}: no epoch reached a finite val_loss, so no model.keras was written; "
-                         "lower learning_rate, set clipvalue, or turn off mixed_precision")
+        raise UsageError(f"{args.params}: datasets.{args.dataset}.train.learning_rate: no epoch reached a finite "
+                         "val_loss, so no model.keras was written; lower learning_rate, set clipvalue, "
+                         "or turn off mixed_precision")
     best = int(np.nanargmin(history["val_loss"]))
     # Validation figures of the epoch whose weights model.keras holds (dvclive's own are the last).
     live.summary["best"] = {"step": best, **{k[4:]: float(v[best]) for k, v in history.items()

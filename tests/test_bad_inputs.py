@@ -352,8 +352,8 @@ def run_prepare(key: str, raw: Path, out: Path, params: Path, on_error: str) -> 
         prepare.main(["--dataset", key, "--raw", str(raw), "--out", str(out), "--params", str(params),
                       "--n-jobs", "1", "--on-error", on_error])
     except SystemExit as exc:
-        assert exc.code not in (0, None), "prepare exited 0 through SystemExit"
-        return str(exc.code)
+        assert exc.code == 1, f"prepare exited {exc.code} for bad data; data problems exit 1"
+        return str(exc)  # the one line the stage edge printed
     return None
 
 

@@ -174,9 +174,10 @@ def test_infer_any_folder_without_masks_or_geometry(tmp_path, prepared):
 
 def test_infer_empty_folder_is_a_clear_error(tmp_path):
     (tmp_path / "none").mkdir()
-    with pytest.raises(DatasetError, match="no .png images found"):
+    with pytest.raises(SystemExit, match=r"^infer@tiny: .*none: no \.png images found") as err:
         infer.main(["--dataset", "tiny", "--params", str(_params(tmp_path, input_size=SIZE)), "--model", "x",
                     "--images", str(tmp_path / "none"), "--out", str(tmp_path / "o")])
+    assert err.value.code == 1  # a data problem
 
 
 def test_multiclass_evaluate_and_infer(tmp_path):

@@ -7,6 +7,7 @@ import numpy as np
 import pytest
 
 from pipeline.reports import overlay as ov
+from pipeline.reports import palette
 
 
 def test_colorize_maps_each_class_to_its_colour():
@@ -15,7 +16,7 @@ def test_colorize_maps_each_class_to_its_colour():
     assert rgb.shape == (2, 2, 3) and rgb.dtype == np.uint8
     assert rgb[0, 0].tolist() == [0, 0, 0]
     for c in (1, 2, 3):
-        assert rgb[mask == c][0].tolist() == ov.PALETTE[c].tolist()
+        assert rgb[mask == c][0].tolist() == palette.CLASS_COLOURS[c].tolist()
     assert len({tuple(v) for v in rgb.reshape(-1, 3)}) == 4
 
 
@@ -27,7 +28,7 @@ def test_blend_is_float_alpha_not_uint8_addition():
     # 0.5 * 200 + 0.5 * (255, 0, 0); uint8 addition would wrap 200 + 255 to 199
     assert out[0, 1].tolist() == [228, 100, 100]
     assert ov.blend(image, mask, alpha=0.0)[0, 1].tolist() == [200, 200, 200]
-    assert ov.blend(image, mask, alpha=1.0)[0, 1].tolist() == ov.PALETTE[1].tolist()
+    assert ov.blend(image, mask, alpha=1.0)[0, 1].tolist() == palette.CLASS_COLOURS[1].tolist()
     with pytest.raises(ValueError, match="alpha must be within"):
         ov.blend(image, mask, alpha=1.5)
     with pytest.raises(ValueError, match="differ in size"):
@@ -39,10 +40,19 @@ def test_error_overlay_colours_tp_fp_fn():
     truth = np.array([[1, 1, 0, 0]], np.uint8)
     pred = np.array([[1, 0, 1, 0]], np.uint8)
     out = ov.error_overlay(image, pred, truth, alpha=1.0)
-    assert out[0, 0].tolist() == list(ov.ERROR_COLOURS["tp"])
-    assert out[0, 1].tolist() == list(ov.ERROR_COLOURS["fn"])
-    assert out[0, 2].tolist() == list(ov.ERROR_COLOURS["fp"])
+    assert out[0, 0].tolist() == list(palette.ERROR_COLOURS["tp"])
+    assert out[0, 1].tolist() == list(palette.ERROR_COLOURS["fn"])
+    assert out[0, 2].tolist() == list(palette.ERROR_COLOURS["fp"])
     assert out[0, 3].tolist() == [0, 0, 0]
+
+
+def test_error_overlay_takes_its_colours_from_the_palette(monkeypatch):
+    """Repainting the palette repaints the overlay: the overlay keeps no colours of its own."""
+    for name, colour in (("tp", (1, 2, 3)), ("fp", (4, 5, 6)), ("fn", (7, 8, 9))):
+        monkeypatch.setitem(palette.ERROR_COLOURS, name, colour)
+    out = ov.error_overlay(np.zeros((1, 3), np.uint8), np.array([[1, 0, 1]], np.uint8),
+                           np.array([[1, 1, 0]], np.uint8), alpha=1.0)
+    assert out[0].tolist() == [[1, 2, 3], [7, 8, 9], [4, 5, 6]]
 
 
 def test_triptych_and_montage_layout(tmp_path):

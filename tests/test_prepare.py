@@ -185,10 +185,13 @@ def test_on_error_skip_records_the_subject_and_goes_on(corrupt_raw, tmp_path):
 
 
 def test_bad_params_give_one_line_errors(lasc_raw, tmp_path):
-    with pytest.raises(SystemExit, match="prepare@lasc: split ratios must sum to 1"):
+    with pytest.raises(SystemExit, match=r"^prepare@lasc: \S+: datasets\.lasc\.prepare\.split: split ratios must sum to 1") as err:
         run_stage(lasc_raw, tmp_path / "o", params_file(tmp_path, split={"train": 0.5, "valid": 0.1, "test": 0.1}))
-    with pytest.raises(SystemExit, match="prepare@lasc: intensity mode must be one of"):
+    assert err.value.code == 2  # a params problem, not a data one
+    with pytest.raises(SystemExit, match=r"^prepare@lasc: \S+: datasets\.lasc\.prepare\.intensity: intensity mode must be one of") as err:
         run_stage(lasc_raw, tmp_path / "o", params_file(tmp_path, intensity={"mode": "zscore"}))
+    assert err.value.code == 2
+    assert not (tmp_path / "o").exists()
 
 
 @pytest.mark.slow

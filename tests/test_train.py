@@ -15,6 +15,7 @@ import yaml
 from models.losses import get_loss
 from models.metrics import default_metrics
 from models.training import make_optimizer, snapshot_panel
+from pipeline.reports.palette import MASK_PANEL_COLOURS
 from models.unet import build_unet
 from pipeline.dataset.prepared import DatasetInfo, write_info
 from pipeline.learning.tfdata import make_dataset
@@ -81,7 +82,7 @@ def test_snapshot_panel_layout():
     image = np.full((4, 4, 1), 0.5, np.float32)
     truth = np.zeros((4, 4), np.uint8)
     truth[0] = 1
-    panel = snapshot_panel(image, truth, np.ones((4, 4), np.uint8))
+    panel = snapshot_panel(image, truth, np.ones((4, 4), np.uint8), colours=MASK_PANEL_COLOURS)
     assert panel.shape == (4, 12, 3) and panel.dtype == np.uint8
     assert (panel[:, :4] == 128).all()
     assert (panel[0, 4:8] == 255).all() and (panel[1:, 4:8] == 0).all()

@@ -7,11 +7,9 @@ import difflib
 import hashlib
 import inspect
 import json
-import multiprocessing
 import random
 import shutil
-from collections.abc import Iterable, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Mapping, Sequence
 from functools import cache
 from pathlib import Path
 from typing import Any
@@ -24,6 +22,7 @@ from tqdm import tqdm
 
 from pipeline.dataset.prepared import list_pairs, read_info, subjects_by_stem
 from pipeline.errors import DatasetError
+from pipeline.workers import ordered_results
 
 __all__ = [
     "applied_to_json",
@@ -339,23 +338,12 @@ def augment_set(
             originals[stem] = {"image": rel_i, "mask": rel_m, "source_image": rel_i, "source_mask": rel_m,
                                "copy": 0, "seed": "", "applied": "[]"}
     tasks = [(stem, i, m, out, int(seed), copies) for stem, i, m in pairs] if copies else []
-    results: Iterable[tuple[list[dict[str, Any]], list[str]]]
-    if n_jobs > 1 and len(tasks) > 1:
-        # forkserver: workers fork from a clean process, never from this one's cv2/tqdm threads
-        context = multiprocessing.get_context("forkserver")
-        context.set_forkserver_preload(["pipeline.dataset.augment"])
-        pool = ProcessPoolExecutor(max_workers=min(n_jobs, len(tasks)), mp_context=context,
-                                   initializer=_init_worker, initargs=(list(specs),))
-        results = pool.map(_augment_file, tasks, chunksize=max(1, len(tasks) // (8 * n_jobs)))
-    else:
-        pool = None
+    if n_jobs <= 1 or len(tasks) <= 1:  # the pool runs in this process: set its state up here
         _WORKER["compose"] = build_pipeline(specs)
-        results = map(_augment_file, tasks)
-    try:
+    with ordered_results(_augment_file, tasks, jobs=n_jobs, initializer=_init_worker, initargs=(list(specs),),
+                         preload=["pipeline.dataset.augment"],
+                         chunksize=len(tasks) // (8 * max(1, n_jobs))) as results:
         done = list(tqdm(results, total=len(tasks), desc=desc, unit="pair", leave=False))
-    finally:
-        if pool is not None:
-            pool.shutdown(cancel_futures=True)
     problems = [p for _, probs in done for p in probs]
     if problems:
         raise DatasetError(src / "train", f"{len(problems)} pairs failed:\n  " + "\n  ".join(problems[:20]))

@@ -7,7 +7,6 @@ import importlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +15,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import DatasetError
+from pipeline.workers import ordered_results
 from pipeline.dataset.integrity import summarise, summarise_subject
 from pipeline.dataset.prepared import pair_paths, slice_stem
 from pipeline.slices.intensity import to_uint8
@@ -226,20 +226,14 @@ def summarize(outcomes: Sequence[Outcome], assignment: Mapping[str, str], splits
     }
 
 
-@contextlib.contextmanager
-def outcomes_in_order(tasks: Sequence[Task], *, jobs: int) -> Iterator[Iterator[Outcome]]:
+def outcomes_in_order(tasks: Sequence[Task], *, jobs: int) -> contextlib.AbstractContextManager[Iterator[Outcome]]:
     """Run tasks on ``jobs`` processes (in this process for 1), yielding outcomes in task order.
 
-    Leaving early (e.g. the first error under ``on_error: fail``) cancels the subjects not started.
+    The project's worker pool: leaving early (e.g. the first error under ``on_error: fail``)
+    cancels the subjects not started, and workers die with the stage.
     """
-    if jobs <= 1:
-        yield map(run_task, tasks)
-        return
-    with ProcessPoolExecutor(jobs) as pool:
-        try:
-            yield pool.map(run_task, tasks)
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
+    preload = ["pipeline.dataset.prepare", *sorted({t.reader for t in tasks})]
+    return ordered_results(run_task, tasks, jobs=jobs, preload=preload)
 
 
 def save_pictures(reports: Path, out: Path, rows: Sequence[Mapping[str, Any]], stats: Mapping, *, title: str,

@@ -8,16 +8,9 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-__all__ = ["PALETTE", "ERROR_COLOURS", "to_rgb", "colorize", "blend", "error_overlay", "montage",
-           "triptych", "save_rgb"]
+from pipeline.reports.palette import CLASS_COLOURS, ERROR_COLOURS, TEXT_COLOUR
 
-# RGB per class index: background black, then well-separated colours (class 1 red, as in most viewers).
-PALETTE: np.ndarray = np.array(
-    [[0, 0, 0], [255, 0, 0], [0, 255, 0], [0, 0, 255], [255, 255, 0], [255, 0, 255], [0, 255, 255],
-     [255, 128, 0], [128, 0, 255], [0, 128, 255]],
-    dtype=np.uint8,
-)
-ERROR_COLOURS = {"tp": (0, 200, 0), "fp": (255, 0, 0), "fn": (0, 96, 255)}
+__all__ = ["to_rgb", "colorize", "blend", "error_overlay", "montage", "triptych", "save_rgb"]
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -34,7 +27,7 @@ def to_rgb(image: np.ndarray) -> np.ndarray:
     raise ValueError(f"expected (H, W), (H, W, 1) or (H, W, 3), found shape {image.shape}")
 
 
-def colorize(mask: np.ndarray, *, palette: np.ndarray = PALETTE) -> np.ndarray:
+def colorize(mask: np.ndarray, *, palette: np.ndarray = CLASS_COLOURS) -> np.ndarray:
     """Class indices ``(H, W)`` to an RGB picture; classes beyond the palette wrap around it."""
     if mask.ndim != 2:
         raise ValueError(f"expected a (H, W) label map, found shape {mask.shape}")
@@ -53,7 +46,7 @@ def _blend_where(rgb: np.ndarray, colour_map: np.ndarray, where: np.ndarray, alp
 
 
 def blend(image: np.ndarray, mask: np.ndarray, *, alpha: float = 0.45,
-          palette: np.ndarray = PALETTE) -> np.ndarray:
+          palette: np.ndarray = CLASS_COLOURS) -> np.ndarray:
     """The image with each foreground class tinted in its palette colour; background untouched."""
     rgb = to_rgb(image)
     if rgb.shape[:2] != mask.shape:
@@ -88,7 +81,7 @@ def montage(rows: Sequence[Sequence[np.ndarray]], *, titles: Sequence[str] = (),
     canvas = np.full((h, w, 3), 255, dtype=np.uint8)
     for j, title in enumerate(titles[:ncol]):
         cv2.putText(canvas, str(title), (gap + j * (tile + gap) + 4, 20), cv2.FONT_HERSHEY_SIMPLEX,
-                    0.6, (0, 0, 0), 1, cv2.LINE_AA)
+                    0.6, TEXT_COLOUR, 1, cv2.LINE_AA)
     for i, row in enumerate(rows):
         for j, pic in enumerate(row):
             # Pictures of masks: nearest keeps the label colours exact.

@@ -14,6 +14,8 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 from matplotlib.ticker import MaxNLocator  # noqa: E402
 
+from pipeline.reports.palette import SPLIT_COLOURS, class_rgb  # noqa: E402
+
 DPI = 100
 _METADATA = {"Software": None}  # no version/timestamp in the file: same data, same bytes
 
@@ -34,7 +36,7 @@ def save_split_counts(path: Path, pairs: Mapping[str, int], subjects: Mapping[st
     fig, axes = plt.subplots(1, 2, figsize=(8, 3.2))
     for ax, counts, label in ((axes[0], pairs, "image/mask pairs"), (axes[1], subjects, "subjects")):
         values = [int(counts.get(n, 0)) for n in names]
-        bars = ax.bar(names, values, color=["#4c72b0", "#dd8452", "#55a868"][: len(names)])
+        bars = ax.bar(names, values, color=list(SPLIT_COLOURS[: len(names)]))
         ax.bar_label(bars, labels=[str(v) for v in values])
         ax.set_title(label)
         ax.set_ylim(0, max(values + [1]) * 1.15)
@@ -45,11 +47,11 @@ def save_split_counts(path: Path, pairs: Mapping[str, int], subjects: Mapping[st
 
 
 def overlay(image: np.ndarray, mask: np.ndarray, *, alpha: float = 0.45) -> np.ndarray:
-    """RGB float image with foreground (mask > 0) tinted red."""
+    """RGB float image with foreground (mask > 0) tinted in class 1's colour."""
     grey = image.astype(np.float32) / 255.0
     rgb = np.repeat(grey[..., None], 3, axis=2) if grey.ndim == 2 else grey[..., ::-1]  # cv2 BGR -> RGB
     fg = mask > 0
-    rgb[fg] = (1 - alpha) * rgb[fg] + alpha * np.array([1.0, 0.0, 0.0], dtype=np.float32)
+    rgb[fg] = (1 - alpha) * rgb[fg] + alpha * np.array(class_rgb(1), dtype=np.float32)
     return rgb
 
 

@@ -1,0 +1,102 @@
+"""The one worker pool of the project: ordered results, one cancel rule, workers that die with their parent.
+
+Start method: ``forkserver`` where the platform has it (Linux, macOS), ``spawn`` elsewhere. Workers
+are forked from a small server process that started clean, never from the stage itself, so they
+inherit none of its threads (tqdm's monitor, OpenCV/OpenMP pools, TensorFlow's if it was ever
+imported): ``fork`` from a threaded parent can deadlock a child on a lock held by a thread that
+does not exist there. The price is one import of the task's module in the server (``preload``),
+paid once per run, not per worker.
+
+Cancel rule: leaving the ``with`` block early (an exception, ``break``, the first error under
+``on_error: fail``) cancels every task not started and waits only for the ones running.
+
+Parent death: each worker asks the kernel for SIGKILL when its parent dies (Linux
+``prctl(PR_SET_PDEATHSIG)``) and, on every platform, polls its parent id once a second, so a
+``kill -9`` of a stage leaves no worker behind. With forkserver the parent is the server, which
+itself exits when the stage is gone.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from concurrent.futures import ProcessPoolExecutor
+from typing import Any, TypeVar
+
+__all__ = ["START_METHOD", "ordered_results"]
+
+T = TypeVar("T")
+R = TypeVar("R")
+
+START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+POLL_SECONDS = 1.0
+
+
+def _die_with_parent(stage_pid: int) -> None:
+    """Make this worker exit as soon as its parent (or the stage that started the pool) is gone."""
+    parent = os.getppid()
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            ctypes.CDLL(None, use_errno=True).prctl(PR_SET_PDEATHSIG, signal.SIGKILL)
+
+    def alive(pid: int) -> bool:
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            return False
+        except PermissionError:
+            return True
+        return True
+
+    if not alive(stage_pid):  # the stage died before the kernel could be told
+        os._exit(1)
+
+    def watch() -> None:
+        while True:
+            time.sleep(POLL_SECONDS)
+            if os.getppid() != parent or not alive(stage_pid):
+                os._exit(1)
+
+    threading.Thread(target=watch, name="die-with-parent", daemon=True).start()
+
+
+def _start_worker(stage_pid: int, initializer: Callable[..., None] | None, initargs: tuple) -> None:
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # Ctrl-C is the stage's to handle: no traceback per worker
+    _die_with_parent(stage_pid)
+    if initializer is not None:
+        initializer(*initargs)
+
+
+@contextlib.contextmanager
+def ordered_results(
+    fn: Callable[[T], R], items: Iterable[T], *, jobs: int, initializer: Callable[..., None] | None = None,
+    initargs: tuple[Any, ...] = (), preload: Sequence[str] = (), chunksize: int = 1,
+) -> Iterator[Iterator[R]]:
+    """``fn`` over ``items`` on ``jobs`` worker processes, results in the order of ``items``.
+
+    With ``jobs <= 1`` (or one item) everything runs in this process, lazily, and ``initializer``
+    is not called: the caller sets up its own state. ``fn`` and ``initializer`` must be module-level
+    functions; ``preload`` names modules the forkserver imports once so workers start warm.
+    Leaving the block early cancels the tasks not started.
+    """
+    items = list(items)
+    if jobs <= 1 or len(items) <= 1:
+        yield map(fn, items)
+        return
+    context = multiprocessing.get_context(START_METHOD)
+    if START_METHOD == "forkserver" and preload:
+        context.set_forkserver_preload(list(preload))
+    pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=context,
+                               initializer=_start_worker, initargs=(os.getpid(), initializer, tuple(initargs)))
+    try:
+        yield pool.map(fn, items, chunksize=max(1, chunksize))
+    finally:
+        pool.shutdown(wait=True, cancel_futures=True)
