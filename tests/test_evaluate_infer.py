@@ -15,7 +15,6 @@ import yaml
 from models.losses import bce_dice_loss
 from models.unet import build_unet
 from pipeline.dataset.prepared import DatasetInfo, write_info
-from pipeline.errors import DatasetError, UsageError
 from stages import evaluate, infer
 
 SIZE = 40
@@ -256,19 +255,22 @@ def test_per_class_dice_and_hd95_count_a_missed_class(tmp_path):
 def test_evaluate_takes_the_classes_from_dataset_json_not_params(tmp_path, prepared):
     """The set says two classes: a sigmoid head is one usage line before any model is loaded."""
     write_info(prepared, _info(2))
-    with pytest.raises(UsageError, match=r"^train\.head is sigmoid .*prepared/dataset\.json holds 2 foreground "
-                                         r"classes; set train\.head: softmax$"):
+    with pytest.raises(SystemExit, match=r"^evaluate@\w+: train\.head is sigmoid .*prepared/dataset\.json holds 2 "
+                                         r"foreground classes; set train\.head: softmax$") as err:
         _run_evaluate(tmp_path, prepared, tmp_path / "not-loaded.keras", _params(tmp_path, input_size=SIZE))
+    assert err.value.code == 2  # a params problem (UsageError)
     assert not (tmp_path / "metrics").exists()
 
 
 def test_evaluate_refuses_a_model_of_another_head_and_a_set_without_dataset_json(tmp_path, prepared):
     params = _params(tmp_path, input_size=SIZE, head="softmax")  # 2 outputs; the identity model has 1
-    with pytest.raises(DatasetError, match=r"identity\.keras: the model has 1 outputs, expected 2"):
+    with pytest.raises(SystemExit, match=r"identity\.keras: the model has 1 outputs, expected 2") as err:
         _run_evaluate(tmp_path, prepared, _identity_model(tmp_path), params)
+    assert err.value.code == 1  # a data problem (DatasetError)
     (prepared / "dataset.json").unlink()
-    with pytest.raises(DatasetError, match=r"dataset\.json: not found"):
+    with pytest.raises(SystemExit, match=r"dataset\.json: not found") as err:
         _run_evaluate(tmp_path, prepared, _identity_model(tmp_path), _params(tmp_path, input_size=SIZE))
+    assert err.value.code == 1
 
 
 def test_evaluate_reads_ground_truth_by_the_strict_rule(tmp_path, prepared):

@@ -86,7 +86,7 @@ def test_missing_raw_folder_is_one_line_exit_1(tmp_path):
 
 def test_augment_of_a_folder_that_is_not_a_prepared_set(tmp_path):
     proc = stage("augment", "--dataset", "lasc", "--in", str(tmp_path), "--out", str(tmp_path / "o"))
-    assert_one_line(proc, "augment@lasc: ", 1, "run prepare first")
+    assert_one_line(proc, "augment@lasc: ", 1, "dataset.json: not found")
 
 
 def test_infer_on_an_empty_folder_and_a_missing_model(tmp_path):
