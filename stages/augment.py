@@ -19,14 +19,15 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-jobs", type=int, help="worker processes; 0 = all cores (default: params n_jobs)")
     args = parser.parse_args(argv)
 
-    params = dataset_params(args.dataset, args.params)
-    options = dict(params.get("augment") or {})
-    jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
     # albumentations, OpenCV and matplotlib: only once the flags are read, so --help stays fast
     import cv2
 
-    from pipeline.dataset.augment import augment_set
+    from pipeline.dataset.augment import augment_set, spec_problems
     from pipeline.reports.plots import save_montage
+
+    params = dataset_params(args.dataset, args.params, spec_problems=spec_problems)
+    options = dict(params.get("augment") or {})
+    jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
 
     with atomic_dir(args.out) as tmp:
         rows = augment_set(

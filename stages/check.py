@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(EXIT_DATA)
         return
 
-    params = dataset_params(args.dataset, args.params)
+    params = dataset_params(args.dataset, args.params, reader_options=get_reader(args.dataset).Options)
     options = dict(params.get("prepare", {}).get("reader") or {})
     labels = expected_labels(int(params.get("prepare", {}).get("num_classes", 1)))
     records: list[dict] = []

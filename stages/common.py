@@ -11,30 +11,28 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-import yaml
+from stages.schema import Settings
+
 
 from pipeline.errors import DatasetError, UsageError
 
 PARAMS_FILE = Path("params.yaml")
-GLOBAL_KEYS = ("seed", "image_size", "n_jobs")
 
 
-def dataset_params(dataset: str, params_file: Path = PARAMS_FILE) -> dict[str, Any]:
-    """The ``datasets.<dataset>`` block of params.yaml, with the shared top-level keys added."""
-    if not Path(params_file).is_file():
-        raise SystemExit(f"{params_file}: not found; run from the repository root or pass --params")
-    with open(params_file) as f:
-        params = yaml.safe_load(f) or {}
-    datasets = params.get("datasets", {})
-    if dataset not in datasets:
-        raise SystemExit(
-            f"{params_file}: no block datasets.{dataset}; known datasets: {', '.join(datasets)}"
-        )
-    block = dict(datasets[dataset])
-    for key in GLOBAL_KEYS:
-        if key in params:
-            block.setdefault(key, params[key])
-    return block
+def dataset_params(dataset: str, params_file: Path = PARAMS_FILE, **checks: Any) -> dict[str, Any]:
+    """The merged, checked settings of one dataset: globals, ``defaults`` and ``datasets.<dataset>``.
+
+    A plain dict with the sections synth, prepare, augment, train, evaluate and the globals seed,
+    image_size, n_jobs. Raises UsageError (one line: params.yaml, key path, fix) before any work.
+    ``checks``: the stages that use them pass ``reader_options=<reader>.Options`` (prepare.reader)
+    and ``spec_problems=pipeline.dataset.augment.spec_problems`` (augment.transforms).
+    """
+    settings = Settings(params_file).dataset(dataset, **checks)
+    # Until train/evaluate/infer read the class count from the prepared set (dataset.json), they read
+    # the model's outputs here: 1 for the sigmoid head, foreground classes + 1 for softmax.
+    settings["train"]["num_classes"] = (1 if settings["train"]["head"] == "sigmoid"
+                                        else settings["prepare"]["num_classes"] + 1)
+    return settings
 
 
 def resolve_jobs(n_jobs: int | None) -> int:

@@ -26,7 +26,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-jobs", type=int, help="worker processes (0 = all cores); overrides n_jobs")
     parser.add_argument("--on-error", choices=("fail", "skip"), help="overrides prepare.on_error")
     args = parser.parse_args(argv)
-    key, params = args.dataset, dataset_params(args.dataset, args.params)
+    key = args.dataset
+    params = dataset_params(key, args.params, reader_options=get_reader(key).Options)
     prep = dict(params["prepare"])
     on_error = args.on_error or prep.get("on_error", "fail")
     split = dict(prep.get("split", {}))

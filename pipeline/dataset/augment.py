@@ -8,6 +8,7 @@ import hashlib
 import inspect
 import json
 import random
+import re
 import shutil
 from collections.abc import Mapping, Sequence
 from functools import cache
@@ -32,6 +33,7 @@ __all__ = [
     "check_mask_values",
     "is_image_only",
     "sample_seed",
+    "spec_problems",
     "transform_names",
 ]
 
@@ -110,6 +112,26 @@ def _check_spec(index: int, spec: object) -> list[str]:
             f"{where}: fill_mask={spec['fill_mask']!r} would paint a label into masks; "
             "use 0 (background) or remove the argument"
         )
+    return problems
+
+
+def spec_problems(specs: object) -> list[str]:
+    """Every problem of a list of transform specs, one message each (empty when usable).
+
+    The params schema reports these before any stage starts; :func:`build_pipeline` raises them.
+    """
+    if not isinstance(specs, Sequence) or isinstance(specs, (str, bytes)):
+        return [f"expected a list of transform specs, found {specs!r}"]
+    problems = [msg for i, spec in enumerate(specs) for msg in _check_spec(i, spec)]
+    if problems:
+        return problems
+    for index, spec in enumerate(specs):
+        try:
+            _transform_classes()[spec["name"]](**{k: v for k, v in spec.items() if k != "name"})
+        except (ValueError, TypeError) as err:  # albumentations checks its arguments with pydantic
+            lines = [re.sub(r"\s*\[type=.*", "", line.strip()) for line in str(err).splitlines()
+                     if line.strip() and "errors.pydantic.dev" not in line and "validation error" not in line]
+            problems.append(f"transforms[{index}] {spec['name']}: {': '.join(lines)}")
     return problems
 
 

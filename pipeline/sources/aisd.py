@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Literal
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -16,6 +18,16 @@ from pipeline.sources.subject import Subject, SubjectRef
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 MISSING_MASK = ("error", "empty")
 EXPECTED = "image.zip and mask.zip, each holding <case id>/<slice>.png (or extracted image/ and mask/ folders)"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The reader's keyword options (``prepare.reader`` in params.yaml), checked by the params schema."""
+
+    missing_mask: Literal["error", "empty"] = "error"  # "empty": an image without a mask counts as all background
+    max_member_bytes: int = archive.MAX_MEMBER_BYTES  # refuse a zip member larger than this, uncompressed
+    max_total_bytes: int = archive.MAX_TOTAL_BYTES  # refuse a zip whose members add up to more
+    max_ratio: float = archive.MAX_RATIO  # refuse a member compressed more than this (zip bomb)
 
 
 def _slices(raw: Path, which: str, limits: dict) -> dict[tuple[str, str], str]:

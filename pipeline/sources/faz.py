@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
 import numpy as np
@@ -15,6 +16,15 @@ from pipeline.sources.subject import Subject, SubjectRef
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
 EXPECTED = ("a zip (e.g. FAZ.zip) holding FAZ_sgementation/<category>_all/<n>.png with a LabelMe "
             "<n>.json beside each image")
+
+
+@dataclass(frozen=True)
+class Options:
+    """The reader's keyword options (``prepare.reader`` in params.yaml), checked by the params schema."""
+
+    max_member_bytes: int = archive.MAX_MEMBER_BYTES  # refuse a zip member larger than this, uncompressed
+    max_total_bytes: int = archive.MAX_TOTAL_BYTES  # refuse a zip whose members add up to more
+    max_ratio: float = archive.MAX_RATIO  # refuse a member compressed more than this (zip bomb)
 
 
 def _logical(source: str, raw: Path) -> PurePosixPath:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.formats.discover import find_dirs, find_nifti, is_hidden, natural_key, nifti_stem
@@ -11,6 +12,13 @@ from pipeline.formats.nifti import check_same_grid, load_label_volume, load_volu
 from pipeline.sources.subject import Subject, SubjectRef
 
 EXPECTED = "Task02_Heart/dataset.json with imagesTr/la_XXX.nii.gz and labelsTr/la_XXX.nii.gz"
+
+
+@dataclass(frozen=True)
+class Options:
+    """The reader's keyword options (``prepare.reader`` in params.yaml), checked by the params schema."""
+
+    grid_tolerance: float = 0.01  # largest image/mask grid difference accepted
 
 
 def _dataset_json(raw: Path) -> Path | None:

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from dataclasses import dataclass
+from typing import Literal
 from pathlib import Path
 
 from pipeline.formats.discover import find_nifti, natural_key, nifti_stem
@@ -16,6 +18,14 @@ NAME = re.compile(
     r"^(?:patient[-_ ]?)?(?P<n>\d+)[-_ ](?P<seg>lesion[-_ ]?seg(?:mentation)?[-_ ])?(?P<seq>flair|t1|t2)$",
     re.IGNORECASE,
 )
+
+
+@dataclass(frozen=True)
+class Options:
+    """The reader's keyword options (``prepare.reader`` in params.yaml), checked by the params schema."""
+
+    sequence: Literal["Flair", "T1", "T2"] = "Flair"  # image and its own lesion mask
+    grid_tolerance: float = 0.01  # largest image/mask grid difference (mm or fraction) accepted
 
 
 def _sequence(sequence: str) -> str:

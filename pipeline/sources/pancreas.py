@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 from pipeline.formats.dicom import dicom_files, read_series
@@ -19,6 +20,14 @@ LAYOUT = (
     "Pancreas-CT/PANCREAS_0001/<study>/<series>/1-001.dcm ... and "
     "TCIA_pancreas_labels-02-05-2017/label0001.nii.gz"
 )
+
+
+@dataclass(frozen=True)
+class Options:
+    """The reader's keyword options (``prepare.reader`` in params.yaml), checked by the params schema."""
+
+    exclude: tuple[int, ...] = ()  # case numbers to leave out (TCIA: 25 and 70 duplicate other cases)
+    grid_tolerance: float = 0.01  # largest CT/label grid difference accepted
 
 
 def _walk(raw: Path) -> Iterable[tuple[Path, list[str], list[str]]]:
