@@ -24,13 +24,14 @@ import numpy as np
 import yaml
 
 from pipeline.dataset.augment import augment_set, sample_seed
+from stages.schema import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
 SEED = 42
 
 
 def default_specs(dataset: str = "faz") -> list[dict]:
-    return yaml.safe_load((ROOT / "params.yaml").read_text())["datasets"][dataset]["augment"]["transforms"]
+    return Settings(ROOT / "params.yaml").dataset(dataset)["augment"]["transforms"]
 
 
 def write_set(root: Path, pairs: int) -> list[tuple[str, np.ndarray, np.ndarray]]:

@@ -21,7 +21,7 @@ from pipeline.dataset.augment import (
 from pipeline.errors import DatasetError
 
 ROOT = Path(__file__).resolve().parents[1]
-DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())["datasets"]["faz"]["augment"]["transforms"]
+DEFAULT = yaml.safe_load((ROOT / "params.yaml").read_text())["defaults"]["augment"]["transforms"]
 SPATIAL = [s for s in DEFAULT if not is_image_only(s["name"])]
 IMAGE_ONLY = [s for s in DEFAULT if is_image_only(s["name"])]
 

@@ -14,6 +14,7 @@ import yaml
 
 from pipeline.dataset.prepared import DatasetInfo, read_info, write_info
 from stages import augment
+from pipeline.errors import UsageError
 from tests.conftest import dvc, edit_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -135,8 +136,8 @@ def test_without_originals(tmp_path, prepared):
 
 
 def test_bad_spec_fails_before_writing(tmp_path, prepared):
-    message = r"(?s)augment@faz: .*augment.transforms: .*\[0\] Rotat: unknown transform; did you mean Rotate"
-    with pytest.raises(SystemExit, match=message):
+    message = r"^\S*params.yaml: datasets\.faz\.augment\.transforms\[0\]: Rotat: unknown transform; did you mean Rotate"
+    with pytest.raises(UsageError, match=message):
         run(tmp_path, prepared, "out", transforms=[{"name": "Rotat", "p": 0.5}])
     assert not (tmp_path / "out").exists()
 

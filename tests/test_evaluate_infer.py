@@ -65,8 +65,9 @@ def _info(num_classes):
 
 def _params(tmp_path, *, input_size, overlays=2, head="sigmoid"):
     path = tmp_path / "params.yaml"
-    path.write_text(yaml.safe_dump({"datasets": {"tiny": {
-        "train": {"input_size": input_size, "channels": 1, "head": head, "batch_size": 2},
+    path.write_text(yaml.safe_dump({"datasets": {"tiny": {"raw": "unused",
+        "train": {"input_size": input_size, "channels": 1, "head": head, "num_layers": 1, "batch_size": 2,
+                  "loss": "bce_dice_loss" if head == "sigmoid" else "cce_dice_loss"},
         "evaluate": {"threshold": 0.5, "overlays": overlays}}}}))
     return path
 
@@ -192,8 +193,9 @@ def test_multiclass_evaluate_and_infer(tmp_path):
         cv2.imwrite(str(root / "test/masks" / f"s{i}_000{i}.png"), mask)
     write_info(root, _info(2))
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"datasets": {"tiny": {
-        "train": {"input_size": 16, "channels": 1, "head": "softmax", "batch_size": 2},
+    params.write_text(yaml.safe_dump({"datasets": {"tiny": {"raw": "unused",
+        "train": {"input_size": 16, "channels": 1, "head": "softmax", "loss": "cce_dice_loss", "num_layers": 1,
+                  "batch_size": 2},
         "evaluate": {"threshold": 0.5, "overlays": 1}}}}))
     inp = keras.Input((16, 16, 1))
     model = keras.Model(inp, keras.layers.Conv2D(3, 1, activation="softmax")(inp))
@@ -240,8 +242,9 @@ def test_per_class_dice_and_hd95_count_a_missed_class(tmp_path):
         cv2.imwrite(str(root / "test/masks" / f"s{i}_0000.png"), mask)
     write_info(root, _info(2))
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"datasets": {"tiny": {
-        "train": {"input_size": SIZE, "channels": 1, "head": "softmax", "batch_size": 3},
+    params.write_text(yaml.safe_dump({"datasets": {"tiny": {"raw": "unused",
+        "train": {"input_size": SIZE, "channels": 1, "head": "softmax", "loss": "cce_dice_loss", "num_layers": 1,
+                  "batch_size": 3},
         "evaluate": {"threshold": 0.5, "overlays": 0}}}}))
     out, _ = _run_evaluate(tmp_path, root, _binning_model(tmp_path / "bin.keras", SIZE), params)
     result = json.loads((out / "eval.json").read_text())
