@@ -136,7 +136,7 @@ def test_without_originals(tmp_path, prepared):
 
 
 def test_bad_spec_fails_before_writing(tmp_path, prepared):
-    message = r"^\S*params.yaml: datasets\.faz\.augment\.transforms\[0\]: Rotat: unknown transform; did you mean Rotate"
+    message = r"^\S*\.yaml: datasets\.faz\.augment\.transforms\[0\]: Rotat: unknown transform; did you mean Rotate"
     with pytest.raises(UsageError, match=message):
         run(tmp_path, prepared, "out", transforms=[{"name": "Rotat", "p": 0.5}])
     assert not (tmp_path / "out").exists()
