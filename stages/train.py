@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -92,6 +93,10 @@ def main(argv: list[str] | None = None) -> None:
     live.summary["best"] = {"step": best, **{k[4:]: float(v[best]) for k, v in history.items()
                                               if k.startswith("val_")}}
     live.make_summary()
+    # The few figures `dvc exp show` lists (dvclive's metrics.json has every metric of the last epoch).
+    summary = {"best_epoch": best + 1, "val_dice": round(float(history["val_dice"][best]), 6),
+               "val_loss": round(float(history["val_loss"][best]), 6)}
+    (args.out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"train@{args.dataset}: {len(history['loss'])} epochs, best epoch {best + 1}: "
           f"val_dice {history['val_dice'][best]:.3f}, val_loss {history['val_loss'][best]:.4f}; "
           f"wrote {args.out / 'model.keras'} ({model.count_params():,} parameters)")

@@ -96,7 +96,7 @@ def test_train_stage_writes_model_metrics_and_snapshots(tmp_path, head, loss, ou
         write_discs(tmp_path / "data" / split, n, seed=len(split))
     write_info(tmp_path / "data", DatasetInfo(num_classes=1, channels=1, mask_encoding="binary_0_255",
                                               image_size=48, slice_axis=2))
-    params = {"seed": 42, "datasets": {"demo": {"train": {**TINY, "head": head, "loss": loss}}}}
+    params = {"seed": 42, "datasets": {"demo": {"raw": "unused", "train": {**TINY, "head": head, "loss": loss}}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     out = tmp_path / "artifacts" / "demo"
     proc = run([sys.executable, "-m", "stages.train", "--dataset", "demo", "--params",
@@ -108,6 +108,9 @@ def test_train_stage_writes_model_metrics_and_snapshots(tmp_path, head, loss, ou
     summary = json.loads((out / "live" / "metrics.json").read_text())
     assert summary["step"] == 1 and {"dice", "iou", "dice_coef", "loss"} <= summary["eval"].keys()
     assert summary["best"]["step"] in (0, 1) and 0 <= summary["best"]["dice"] <= 1
+    headline = json.loads((out / "train.json").read_text())
+    assert headline == {"best_epoch": summary["best"]["step"] + 1, "val_dice": round(summary["best"]["dice"], 6),
+                        "val_loss": round(summary["best"]["loss"], 6)}
     curves = {p.relative_to(out / "live" / "plots" / "metrics").as_posix()
               for p in (out / "live" / "plots" / "metrics").rglob("*.tsv")}
     assert {"train/loss.tsv", "eval/loss.tsv", "eval/dice.tsv", "eval/iou.tsv"} <= curves
@@ -132,5 +135,6 @@ def test_dvc_repro_train_writes_dvclive_outputs(dvc_repo):
     assert json.loads((live / "metrics.json").read_text())["step"] == 1
     assert list((live / "plots" / "images").rglob("1.png"))
     shown = dvc(dvc_repo, "metrics", "show", "--json").stdout
-    assert "artifacts/faz/live/metrics.json" in shown and "dice" in shown
+    assert "artifacts/faz/train.json" in shown and "val_dice" in shown
+    assert "live/metrics.json" not in shown  # dvclive's full summary is an output, not an exp show column
     assert "modified" not in dvc(dvc_repo, "status", "train@faz").stdout  # outputs as declared
