@@ -112,7 +112,9 @@ class Augment(Section):
     keep_original: bool = Field(True, description="Keep the unaugmented train pairs beside the copies.")
     transforms: list[dict[str, Any]] = Field(
         default_factory=list, description="albumentations transforms applied in order, each `{name: <class>, p: "
-                                          "<probability>, <argument>: <value>}`; masks move with nearest only.")
+                                          "<probability>, <argument>: <value>}`; masks move with nearest only. "
+                                          "HorizontalFlip mirrors left/right: fine for lesions, not for "
+                                          "lateralised labels.")
 
 
 # --- train ------------------------------------------------------------------------------------------
