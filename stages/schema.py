@@ -163,7 +163,7 @@ class Train(Section):
 
 # --- evaluate ---------------------------------------------------------------------------------------
 class Evaluate(Section):
-    threshold: float = Field(0.5, gt=0, lt=1, description="Probability above which a sigmoid output is foreground.")
+    threshold: float = Field(0.5, ge=0, le=1, description="Probability above which a sigmoid output is foreground.")
     overlays: int = Field(4, ge=0, description="Test images drawn as error overlays.")
 
 

@@ -62,7 +62,7 @@ def test_exp_run_set_param_appears_in_exp_show(dvc_repo):
     run(["git", "commit", "-q", "-m", "tiny baseline"], dvc_repo)
 
     # threshold 0: every pixel predicted foreground, so recall is exactly 1 whatever the model learnt
-    proc = dvc(dvc_repo, "exp", "run", "evaluate@lasc", "-n", "thr0", "-S", "datasets.lasc.evaluate.threshold=0.0")
+    proc = dvc(dvc_repo, "exp", "run", "evaluate@lasc", "-n", "thr0", "-S", "++datasets.lasc.evaluate.threshold=0.0")
     assert "Stage 'train@lasc' didn't change, skipping" in proc.stdout
     assert "Running stage 'evaluate@lasc'" in proc.stdout
 
@@ -71,8 +71,9 @@ def test_exp_run_set_param_appears_in_exp_show(dvc_repo):
     assert "thr0" in revs and "main" in revs
     for name, threshold in (("main", 0.5), ("thr0", 0.0)):
         data = revs[name]
-        params = data["params"]["params.yaml"]["data"]["datasets"]["lasc"]
-        assert params["evaluate"]["threshold"] == threshold
+        params = data["params"]["params.yaml"]["data"]
+        effective = {**params["defaults"]["evaluate"], **params["datasets"]["lasc"]["evaluate"]}
+        assert effective["threshold"] == threshold
         metrics = data["metrics"]["metrics/lasc/eval.json"]["data"]
         assert {"dice", "iou", "dice_seeds_style", "loss", "n_images", "n_subjects"} <= metrics.keys()
         assert metrics["n_images"] > 0
