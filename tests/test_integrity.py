@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import types
 from pathlib import Path
@@ -112,7 +113,11 @@ def fake_reader(subjects: dict, discover_error: DatasetError | None = None):
             raise value
         return value
 
-    return types.SimpleNamespace(discover=discover, load=load)
+    @dataclasses.dataclass(frozen=True)
+    class Options:  # the reader options params.yaml may set (none here)
+        pass
+
+    return types.SimpleNamespace(discover=discover, load=load, Options=Options)
 
 
 def run_check(monkeypatch, tmp_path: Path, reader, capsys) -> tuple[int, dict, str]:
