@@ -210,16 +210,14 @@ def _has(tree: Any, path: tuple) -> bool:
 
 
 def _model_at(path: tuple) -> type[BaseModel] | None:
-    """The schema model whose fields live at ``path`` of a dataset's settings."""
+    """The schema model whose fields live at ``path`` of a dataset's settings (for did-you-mean)."""
     model: Any = DatasetSettings
     for part in path:
-        field = model.model_fields.get(part) if isinstance(model, type) and issubclass(model, BaseModel) else None
-        if field is None:
+        field = model.model_fields.get(part)
+        model = field.annotation if field is not None else None
+        if not (isinstance(model, type) and issubclass(model, BaseModel)):
             return None
-        model = field.annotation
-        if isinstance(model, str) or not (isinstance(model, type) and issubclass(model, BaseModel)):
-            model = globals().get(str(model)) if isinstance(model, str) else model
-    return model if isinstance(model, type) and issubclass(model, BaseModel) else None
+    return model
 
 
 def did_you_mean(word: str, options: list[str]) -> str:
