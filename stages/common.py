@@ -11,9 +11,6 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from stages.schema import Settings
-
-
 from pipeline.errors import DatasetError, UsageError
 
 PARAMS_FILE = Path("params.yaml")
@@ -27,12 +24,9 @@ def dataset_params(dataset: str, params_file: Path = PARAMS_FILE, **checks: Any)
     ``checks``: the stages that use them pass ``reader_options=<reader>.Options`` (prepare.reader)
     and ``spec_problems=pipeline.dataset.augment.spec_problems`` (augment.transforms).
     """
-    settings = Settings(params_file).dataset(dataset, **checks)
-    # Until train/evaluate/infer read the class count from the prepared set (dataset.json), they read
-    # the model's outputs here: 1 for the sigmoid head, foreground classes + 1 for softmax.
-    settings["train"]["num_classes"] = (1 if settings["train"]["head"] == "sigmoid"
-                                        else settings["prepare"]["num_classes"] + 1)
-    return settings
+    from stages.schema import Settings  # pydantic: only once the flags are read, so --help stays fast
+
+    return Settings(params_file).dataset(dataset, **checks)
 
 
 def resolve_jobs(n_jobs: int | None) -> int:
