@@ -14,7 +14,6 @@ import yaml
 
 from pipeline.dataset.prepared import DatasetInfo, read_info, write_info
 from stages import augment
-from pipeline.errors import UsageError
 from tests.conftest import dvc, edit_params
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -136,9 +135,10 @@ def test_without_originals(tmp_path, prepared):
 
 
 def test_bad_spec_fails_before_writing(tmp_path, prepared):
-    message = r"^\S*\.yaml: datasets\.faz\.augment\.transforms\[0\]: Rotat: unknown transform; did you mean Rotate"
-    with pytest.raises(UsageError, match=message):
+    message = r"^augment@faz: \S*\.yaml: datasets\.faz\.augment\.transforms\[0\]: Rotat: unknown transform; did you mean Rotate"
+    with pytest.raises(SystemExit, match=message) as err:
         run(tmp_path, prepared, "out", transforms=[{"name": "Rotat", "p": 0.5}])
+    assert err.value.code == 2  # a params problem
     assert not (tmp_path / "out").exists()
 
 

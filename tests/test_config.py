@@ -137,9 +137,11 @@ def test_a_bad_value_under_on_error_skip_writes_nothing(tmp_path):
     raw.mkdir()
     path = write(tmp_path, lambda p: p["datasets"]["lasc"]["prepare"].update(
         on_error="skip", intensity={"mode": "window", "center": 40, "width": -1}))
-    with pytest.raises(UsageError, match=r"datasets\.lasc\.prepare\.intensity\.width: input should be greater"):
+    with pytest.raises(SystemExit, match=r"^prepare@lasc: \S*params\.yaml: datasets\.lasc\.prepare\.intensity\.width: "
+                                         r"input should be greater than 0, found -1$") as err:
         prepare.main(["--dataset", "lasc", "--raw", str(raw), "--out", str(tmp_path / "out"),
                       "--reports", str(tmp_path / "reports"), "--params", str(path)])
+    assert err.value.code == 2
     assert sorted(p.name for p in tmp_path.iterdir()) == ["params.yaml", "raw"]
 
 
