@@ -29,7 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     options = dict(params.get("augment") or {})
     jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
 
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, inputs=[args.src]) as tmp:
         rows = augment_set(
             args.src, tmp,
             specs=options.get("transforms") or [],

@@ -4,7 +4,6 @@ set (dataset.json, pairing, mask values, manifest); exit 1 on problems."""
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 from tqdm import tqdm
@@ -15,6 +14,7 @@ from pipeline.dataset.integrity import error_record, format_report, summarise, s
 from pipeline.dataset.prepared import check_set
 from pipeline.sources import get_reader
 from pipeline.sources.subject import SubjectRef
+from pipeline.writers import write_report
 from stages.common import EXIT_DATA, base_parser, dataset_params, resolve_jobs, stage_edge
 
 
@@ -74,8 +74,7 @@ def main(argv: list[str] | None = None) -> None:
     report = summarise(records, errors)
     print(format_report(report, dataset=args.dataset))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(report, indent=2) + "\n")
+        write_report(args.out, report, inputs=[args.raw, args.prepared])
     if not report["ok"] or set_problems:
         raise SystemExit(EXIT_DATA)
 

@@ -68,11 +68,11 @@ def main(argv: list[str] | None = None) -> None:
         batch_size=train.get("batch_size", 8), keep=keep, progress=tqdm,
     )
 
-    with atomic_dir(args.out) as out:
+    with atomic_dir(args.out, inputs=[args.data, args.model]) as out:
         (out / "eval.json").write_text(json.dumps({k: _clean(v) for k, v in scores.summary.items()}, indent=2) + "\n")
         _write_csv(out / "per_image.csv", scores.images)
         _write_csv(out / "per_subject.csv", scores.subjects)
-    with atomic_dir(args.reports) as reports:
+    with atomic_dir(args.reports, inputs=[args.data, args.model]) as reports:
         (reports / "overlays").mkdir()
         for stem, (image_path, truth, pred) in sorted(scores.kept.items()):
             save_rgb(reports / "overlays" / f"{stem}.png", error_overlay(read_image(image_path), pred, truth))

@@ -58,7 +58,7 @@ def main(argv: list[str] | None = None) -> None:
     classes = classes_of_outputs(model.output_shape[-1])
     picks = {int(i) for i in np.linspace(0, len(paths) - 1, min(MONTAGE_ROWS, len(paths)))}
     rows = []
-    with atomic_dir(args.out) as out:
+    with atomic_dir(args.out, inputs=[args.images, args.prepared, args.model]) as out:
         for start in tqdm(range(0, len(paths), CHUNK), desc=f"infer@{args.dataset}", unit="chunk"):
             chunk = paths[start:start + CHUNK]
             x = load_images(chunk, input_size=train["input_size"], channels=train["channels"])

@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.dataset.prepare import Task, outcomes_in_order, save_pictures, summarize, write_json
     from pipeline.dataset.prepared import DatasetInfo, mask_encoding, write_info, write_manifest
 
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, inputs=[args.raw]) as tmp:
         for name in SPLITS:
             (tmp / name / "images").mkdir(parents=True)
             (tmp / name / "masks").mkdir(parents=True)

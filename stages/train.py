@@ -10,6 +10,7 @@ import numpy as np
 from pipeline.errors import UsageError
 from pipeline.dataset.prepared import list_pairs, read_info
 from pipeline.learning.heads import model_outputs
+from pipeline.writers import guarded_dir
 from stages.common import base_parser, dataset_params, import_tensorflow, stage_edge
 
 ARCH = ("base_filters", "base_kernels", "num_layers", "dilation", "dropout_rate", "batch_norm")
@@ -66,23 +67,23 @@ def main(argv: list[str] | None = None) -> None:
             metrics=default_metrics(),
         )
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "model.keras").unlink(missing_ok=True)  # a model of an earlier run must not pass for this one's
-    live = Live(dir=str(args.out / "live"), dvcyaml=False, save_dvc_exp=False)
-    callbacks = [
-        keras.callbacks.ReduceLROnPlateau(monitor="val_loss", **p["reduce_lr"], verbose=1),
-        keras.callbacks.EarlyStopping(monitor="val_loss", patience=p["early_stopping_patience"],
-                                      restore_best_weights=True),
-        keras.callbacks.ModelCheckpoint(args.out / "model.keras", monitor="val_loss",
-                                        save_best_only=True),
-        keras.callbacks.TerminateOnNaN(),
-        EpochSnapshots(stems, images, masks,
-                       log=lambda stem, epoch, panel: live.log_image(f"{stem}/{epoch}.png", panel),
-                       colours=MASK_PANEL_COLOURS),
-        DVCLiveCallback(live=live),  # last: it advances the dvclive step
-    ]
-    history = model.fit(train, validation_data=valid, epochs=p["epochs"], callbacks=callbacks,
-                        shuffle=False, verbose=2).history
+    with guarded_dir(args.out, inputs=[args.data]):  # refuses an --out in --data; one run at a time
+        (args.out / "model.keras").unlink(missing_ok=True)  # a model of an earlier run must not pass for this one's
+        live = Live(dir=str(args.out / "live"), dvcyaml=False, save_dvc_exp=False)
+        callbacks = [
+            keras.callbacks.ReduceLROnPlateau(monitor="val_loss", **p["reduce_lr"], verbose=1),
+            keras.callbacks.EarlyStopping(monitor="val_loss", patience=p["early_stopping_patience"],
+                                          restore_best_weights=True),
+            keras.callbacks.ModelCheckpoint(args.out / "model.keras", monitor="val_loss",
+                                            save_best_only=True),
+            keras.callbacks.TerminateOnNaN(),
+            EpochSnapshots(stems, images, masks,
+                           log=lambda stem, epoch, panel: live.log_image(f"{stem}/{epoch}.png", panel),
+                           colours=MASK_PANEL_COLOURS),
+            DVCLiveCallback(live=live),  # last: it advances the dvclive step
+        ]
+        history = model.fit(train, validation_data=valid, epochs=p["epochs"], callbacks=callbacks,
+                            shuffle=False, verbose=2).history
 
     if not (args.out / "model.keras").is_file():
         raise UsageError(f"{args.params}: datasets.{args.dataset}.train.learning_rate: no epoch reached a finite "

@@ -123,7 +123,7 @@ def fake_reader(subjects: dict, discover_error: DatasetError | None = None):
 def run_check(monkeypatch, tmp_path: Path, reader, capsys) -> tuple[int, dict, str]:
     monkeypatch.setattr(check, "get_reader", lambda key: reader)
     out = tmp_path / "report.json"
-    argv = ["--dataset", "lasc", "--raw", str(tmp_path), "--out", str(out), "--n-jobs", "1"]
+    argv = ["--dataset", "lasc", "--raw", str(tmp_path / "raw"), "--out", str(out), "--n-jobs", "1"]
     code = 0
     try:
         check.main(argv)
