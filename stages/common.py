@@ -29,6 +29,15 @@ def dataset_params(dataset: str, params_file: Path = PARAMS_FILE, **checks: Any)
     return Settings(params_file).dataset(dataset, **checks)
 
 
+def raw_folder(dataset: str, params: dict[str, Any]) -> Path:
+    """``datasets.<dataset>.raw``: read here rather than passed on the command line by dvc.yaml, so a
+    path with spaces, quotes, ``;`` or ``$( )`` is data for Python, never words for a shell."""
+    raw = params.get("raw")
+    if not raw:
+        raise UsageError(f"datasets.{dataset}.raw: not set; set it to the folder holding the download, or pass --raw")
+    return Path(str(raw)).expanduser()
+
+
 def resolve_jobs(n_jobs: int | None) -> int:
     """0 or None means all cores this process may use."""
     if not n_jobs:

@@ -11,7 +11,7 @@ from pipeline.slices.intensity import check_spec
 from pipeline.sources import get_reader
 from pipeline.dataset.split import SPLITS, assign_splits
 from pipeline.writers import atomic_dir
-from stages.common import base_parser, dataset_params, resolve_jobs, stage_edge
+from stages.common import base_parser, dataset_params, raw_folder, resolve_jobs, stage_edge
 
 OPTIONS = ("letterbox", "intensity", "axis", "channels", "min_foreground_pixels", "keep_empty_fraction",
            "num_classes", "rgb_map")
@@ -20,7 +20,8 @@ OPTIONS = ("letterbox", "intensity", "axis", "channels", "min_foreground_pixels"
 @stage_edge("prepare")
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
-    parser.add_argument("--raw", type=Path, required=True, help="folder holding the source as published")
+    parser.add_argument("--raw", type=Path, help="folder holding the source as published "
+                        "(default: datasets.<key>.raw in params, so dvc.yaml never puts a path in a shell)")
     parser.add_argument("--out", type=Path, required=True, help="folder to write the prepared set into")
     parser.add_argument("--reports", type=Path, help="folder for split_counts.png and samples.png")
     parser.add_argument("--n-jobs", type=int, help="worker processes (0 = all cores); overrides n_jobs")
@@ -28,6 +29,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     key = args.dataset
     params = dataset_params(key, args.params, reader_options=get_reader(key).Options)
+    args.raw = args.raw if args.raw is not None else raw_folder(key, params)
     prep = dict(params["prepare"])
     on_error = args.on_error or prep.get("on_error", "fail")
     split = dict(prep.get("split", {}))

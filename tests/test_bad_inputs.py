@@ -420,3 +420,45 @@ def test_cli_prints_one_line_and_no_traceback(pristine, params_file, tmp_path):
     last = proc.stderr.strip().splitlines()[-1]
     assert re.match(r"prepare@lasc: .*imagesTr/la_003\.nii\.gz: \d+ voxels are NaN or Inf", last), proc.stderr
     assert not (tmp_path / "out").exists()
+
+
+# ---- hostile paths and outputs (issue: nothing lost, ever) ---------------------------------------
+
+HOSTILE_NAME = "My Heart's \"scans\"; $(touch PWNED) `touch PWNED2` ; echo x > PWNED3 Ærø-ñ"
+
+
+@pytest.mark.slow
+def test_dvc_repro_with_a_hostile_raw_path(pristine, dvc_repo, tmp_path):
+    """A raw folder whose path holds spaces, quotes, ``;``, ``$( )``, backticks and non-ASCII letters:
+    `dvc repro` prepares it and no shell ever runs a word of it."""
+    from tests.conftest import dvc, edit_params
+
+    raw = tmp_path / HOSTILE_NAME / "Task02 Heart"
+    shutil.copytree(pristine("lasc"), raw)
+
+    def edit(params):
+        params["datasets"]["lasc"]["raw"] = str(raw)
+        params["image_size"] = 64
+
+    edit_params(dvc_repo, edit)
+    dvc(dvc_repo, "repro", "prepare@lasc")
+    manifest = (dvc_repo / "data" / "prepared" / "lasc" / "manifest.csv").read_text().splitlines()
+    assert len(manifest) > 1 and {row.split(",")[1] for row in manifest[1:]} == {"la_003", "la_004"}
+    for folder in (dvc_repo, tmp_path, raw.parent, ROOT, Path.cwd()):
+        assert not list(folder.glob("PWNED*")), f"a shell ran part of the path in {folder}"
+    assert "${item.raw}" not in (dvc_repo / "dvc.yaml").read_text().split("prepare:")[1].split("deps:")[0]
+
+
+def test_prepare_out_equal_to_raw_keeps_the_download(pristine, params_file, tmp_path):
+    """`prepare --raw D --out D` used to replace the download with the PNG set and exit 0."""
+    raw = tmp_path / "download"
+    shutil.copytree(pristine("ms"), raw)
+    (raw / "my notes.txt").write_text("keep me\n")
+    before = {p: p.read_bytes() for p in raw.rglob("*") if p.is_file()}
+    proc = subprocess.run(
+        [sys.executable, "-m", "stages.prepare", "--dataset", "ms", "--raw", str(raw), "--out", str(raw),
+         "--params", str(params_file), "--n-jobs", "1"], cwd=ROOT, capture_output=True, text=True)
+    assert proc.returncode != 0 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert str(raw) in last and "same path as the input" in last, proc.stderr
+    assert {p: p.read_bytes() for p in raw.rglob("*") if p.is_file()} == before
