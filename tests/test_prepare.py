@@ -36,7 +36,7 @@ def test_empty_filter_and_kept_negatives_counts():
     mask = np.zeros((16, 16, 40), np.uint8)
     mask[4:8, 4:8, 10:13] = 1
     mask[0, 0, 20] = 1  # one pixel: below a threshold of 2
-    subject = volume_subject(np.zeros(mask.shape), mask)
+    subject = volume_subject(np.indices(mask.shape).sum(axis=0) % 7.0, mask)  # not constant: see test_bad_inputs
     strict = prepare_subject(subject, **{**OPTIONS, "min_foreground_pixels": 2})
     assert [r.slice_index for r in strict.records] == [10, 11, 12]
     assert strict.dropped == {DROP_EMPTY: 37} and strict.kept_empty == 0 and strict.slices_seen == 40
@@ -79,7 +79,9 @@ def test_ct_window_and_per_volume_percentiles_reach_the_pngs():
 
 def test_three_channel_images_and_letterbox():
     mask = np.ones((10, 20, 1), np.uint8)  # X=10, Y=20: upright 20 rows x 10 columns
-    out = prepare_subject(volume_subject(np.full(mask.shape, 90.0), mask),
+    image = np.full(mask.shape, 90.0)
+    image[0, 0, 0] = 91.0  # a constant image under a mask is refused (test_bad_inputs)
+    out = prepare_subject(volume_subject(image, mask),
                           **{**OPTIONS, "channels": 3, "letterbox": True})
     img = decode(out.records[0].image_png)
     assert img.shape == (32, 32, 3) and img[:, :8].max() == 0 and img[:, 8:24].min() == 90

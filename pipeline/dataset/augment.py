@@ -115,6 +115,30 @@ def _check_spec(index: int, spec: object) -> list[str]:
     return problems
 
 
+def _leaves_uint8(index: int, spec: Mapping[str, Any]) -> str | None:
+    """Why the transform would take an 8-bit image out of uint8 0..255, or None.
+
+    The transform is built with ``p=1`` and run once on a small grey ramp (an RGB one where grey is
+    not accepted): a float result (``Normalize``, ``ToFloat``...) would be written as black or
+    clipped PNGs, silently. A transform that fails on the probe is left to the real run.
+    """
+    cls = _transform_classes()[spec["name"]]
+    kwargs = {k: v for k, v in spec.items() if k not in ("name", "p")}
+    ramp = (np.indices((32, 32)).sum(axis=0) * 4).astype(np.uint8)
+    for probe in (ramp, np.dstack([ramp] * 3)):
+        try:
+            out = np.asarray(cls(**kwargs, p=1.0)(image=probe, mask=np.zeros(ramp.shape, np.uint8))["image"])
+        except Exception:  # noqa: BLE001  (grey refused, or needs other targets: try RGB, else let it be)
+            continue
+        if out.dtype == np.uint8:
+            return None
+        return (f"transforms[{index}] {spec['name']}: turns the 8-bit image into {out.dtype} "
+                f"(values {float(out.min()):.3g}..{float(out.max()):.3g}); augmented images are written as 8-bit "
+                "PNG 0..255, so this would write black or clipped images: remove it (training scales the "
+                "images itself)")
+    return None
+
+
 def spec_problems(specs: object) -> list[str]:
     """Every problem of a list of transform specs, one message each (empty when usable).
 
@@ -132,7 +156,9 @@ def spec_problems(specs: object) -> list[str]:
             lines = [re.sub(r"\s*\[type=.*", "", line.strip()) for line in str(err).splitlines()
                      if line.strip() and "errors.pydantic.dev" not in line and "validation error" not in line]
             problems.append(f"transforms[{index}] {spec['name']}: {': '.join(lines)}")
-    return problems
+    if problems:
+        return problems
+    return [msg for index, spec in enumerate(specs) if (msg := _leaves_uint8(index, spec))]
 
 
 def build_pipeline(
@@ -163,6 +189,9 @@ def build_pipeline(
         except (ValueError, TypeError) as err:  # albumentations' pydantic checks raise ValueError
             detail = "\n".join(line for line in str(err).splitlines() if "errors.pydantic.dev" not in line)
             raise DatasetError(source, f"transforms[{index}] {spec['name']}: {detail}") from err
+    problems = [msg for index, spec in enumerate(specs) if (msg := _leaves_uint8(index, spec))]
+    if problems:
+        raise DatasetError(source, "bad transform spec: " + "; ".join(problems))
     compose = A.Compose(transforms, mask_interpolation=NEAREST, save_applied_params=True)
     for index, transform in enumerate(compose.transforms):
         if getattr(transform, "mask_interpolation", NEAREST) != NEAREST:  # pragma: no cover

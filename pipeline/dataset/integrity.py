@@ -12,7 +12,7 @@ from pipeline.sources.subject import Subject
 
 PERCENTILES = (0.5, 50.0, 99.5)
 # Subject.meta counters that readers fill and the report totals (aisd, faz)
-READER_COUNTS = ("missing_masks", "clipped_points", "polygons")
+READER_COUNTS = ("missing_masks", "clipped_points", "polygons", "ignored_files")
 SAMPLE = 1 << 16  # voxels the intensity percentiles are taken from (nnU-Net samples 10k per case)
 
 
@@ -43,6 +43,19 @@ def _labels(mask: np.ndarray) -> list[int]:
         hist = cv2.calcHist([flat.reshape(-1, 1)], [0], None, [256], [0, 256]).ravel()
         return np.flatnonzero(hist).tolist()
     return [int(v) for v in np.unique(mask)]
+
+
+def constant_image(image: np.ndarray, mask: np.ndarray) -> str | None:
+    """Why a subject would prepare to blank pictures, or None: an image with one value everywhere
+    (often all zero: a failed export or the wrong file) under a mask with foreground."""
+    if not image.size or image.shape != mask.shape:
+        return None
+    low, high = image.min(), image.max()
+    if low != high or not np.any(mask):
+        return None
+    return (f"image is constant ({float(low):g} everywhere) under a non-empty mask "
+            f"({int(np.count_nonzero(mask))} foreground voxels); expected contrast, the prepared images would be "
+            "blank: re-export the image, or check that this is the right file")
 
 
 def summarise_subject(subject: Subject, *, expected_labels: Iterable[int] | None = None) -> dict:
@@ -82,6 +95,8 @@ def summarise_subject(subject: Subject, *, expected_labels: Iterable[int] | None
                 f"{source}: mask labels {stray} outside the expected {sorted(set(expected_labels))}; "
                 "fix the mask or the dataset's number of classes"
             )
+    if (constant := constant_image(image, mask)) is not None:
+        problems.append(f"{source}: {constant}")
     spacing = [float(s) for s in subject.spacing]
     if not all(np.isfinite(s) and s > 0 for s in spacing):
         problems.append(f"{source}: spacing {spacing}; expected positive finite millimetres")

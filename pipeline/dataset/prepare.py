@@ -16,7 +16,7 @@ import numpy as np
 
 from pipeline.errors import DatasetError
 from pipeline.workers import ordered_results
-from pipeline.dataset.integrity import summarise, summarise_subject
+from pipeline.dataset.integrity import constant_image, summarise, summarise_subject
 from pipeline.dataset.prepared import pair_paths, slice_stem
 from pipeline.slices.intensity import to_uint8
 from pipeline.slices.masks import check_labels, encoding_lut
@@ -99,6 +99,8 @@ def prepare_subject(
         grey = to_uint8(subject.image, spec=intensity)
     except ValueError as err:
         raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, str(err)) from None
+    if (constant := constant_image(subject.image, subject.mask)) is not None:  # would write blank images
+        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, constant)
     lut = encoding_lut(num_classes=num_classes, rgb_map=rgb_map)
     counts = foreground_per_slice(subject.mask, layout=subject.layout, axis=axis)
     keep, kept_empty = [], 0

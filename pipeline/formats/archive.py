@@ -226,9 +226,34 @@ def list_sources(raw: Path, *, pattern: str | None = "*.zip", max_member_bytes: 
     else:
         raise DatasetError(raw, "no such file or folder: expected the source as its publisher ships it")
     if not archives:
-        return sorted(str(p) for p in raw.rglob("*") if p.is_file() and not is_decoy(str(p.relative_to(raw))))
+        files = sorted(p for p in raw.rglob("*") if p.is_file() and not is_decoy(str(p.relative_to(raw))))
+        _check_separator(files)
+        return [str(p) for p in files]
+    _check_separator(archives)
     out = []
     for archive in archives:
         with open_archive(archive, **limits) as zf:
-            out.extend(provenance(archive, m) for m in list_members(zf))
+            members = list_members(zf)
+            _check_nested(archive, members)
+            out.extend(provenance(archive, m) for m in members)
     return out
+
+
+def _check_separator(paths: list[Path]) -> None:
+    """Raise when a path holds ``::``, the separator of ``archive.zip::member`` names: it would be
+    split in the wrong place and pair nothing."""
+    for path in paths:
+        if SEPARATOR in str(path):
+            raise DatasetError(path, f"the path contains {SEPARATOR!r}, which names zip members here "
+                                     f"(archive.zip{SEPARATOR}member); rename the folder or file (or move the "
+                                     f"download) to a path without {SEPARATOR!r}")
+
+
+def _check_nested(archive: Path, members: list[str]) -> None:
+    """Raise naming the first zip stored inside ``archive``: archives are read in place, one level deep."""
+    nested = [m for m in members if m.lower().endswith(".zip")]
+    if nested:
+        more = f" (and {len(nested) - 1} more)" if len(nested) > 1 else ""
+        raise DatasetError(provenance(archive, nested[0]), f"a zip inside the zip{more}: archives are read in "
+                                                           "place, one level deep; extract the inner archive(s) "
+                                                           f"beside {archive.name} and point raw at them")

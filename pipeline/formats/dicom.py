@@ -11,21 +11,52 @@ import SimpleITK as sitk
 from nibabel import orientations as ornts
 
 from pipeline.errors import DatasetError
+from pipeline.formats.nifti import MAX_VOLUME_BYTES, check_volume_size
 
 DICOM_SUFFIXES = {"", ".dcm", ".dicom", ".ima"}
+NAMED_SUFFIXES = {".dcm", ".dicom", ".ima"}  # files named as DICOM slices: a damaged one is an error, not clutter
+# What publishers and file managers leave beside the slices; never a slice, whatever the content
+# (a DICOMDIR carries the DICOM preamble too).
+CLUTTER_NAMES = {"dicomdir", "readme", "license", "licence", "thumbs.db", ".ds_store", "desktop.ini"}
+ENHANCED_SOP_CLASSES = {
+    "1.2.840.10008.5.1.4.1.1.2.1": "Enhanced CT",
+    "1.2.840.10008.5.1.4.1.1.4.1": "Enhanced MR",
+    "1.2.840.10008.5.1.4.1.1.2.2": "Legacy Converted Enhanced CT",
+}
+MAX_TILT_DEGREES = 0.5  # slices stacked further off their normal than this are a tilted (sheared) series
 _HEADER_TAGS = [
     "Modality", "ImageOrientationPatient", "ImagePositionPatient", "SeriesInstanceUID", "StudyInstanceUID",
     "PatientID", "RescaleSlope", "RescaleIntercept", "SeriesDescription", "InstanceNumber",
+    "Rows", "Columns", "BitsAllocated", "NumberOfFrames", "SOPClassUID", "GantryDetectorTilt",
 ]
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
+def is_slice_file(path: Path) -> bool:
+    """True for a file that may be a DICOM slice, judged by name and content, not by suffix alone:
+    ``.dcm``/``.dicom``/``.ima`` files, and suffix-less files with the ``DICM`` preamble. Hidden
+    files, DICOMDIR, README, LICENSE, Thumbs.db and other suffixes are clutter, not slices."""
+    name = path.name.lower()
+    if name.startswith(".") or name in CLUTTER_NAMES or path.suffix.lower() not in DICOM_SUFFIXES:
+        return False
+    if path.suffix.lower() in NAMED_SUFFIXES:
+        return True
+    try:
+        with open(path, "rb") as f:
+            return f.read(132)[128:] == b"DICM"
+    except OSError:
+        return False
+
+
 def dicom_files(folder: Path) -> list[Path]:
-    """Files in ``folder`` that may be DICOM slices (not hidden; ``.dcm``, ``.dicom``, ``.ima`` or no suffix)."""
-    return sorted(
-        p for p in Path(folder).iterdir()
-        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in DICOM_SUFFIXES
-    )
+    """The files in ``folder`` that may be DICOM slices (see :func:`is_slice_file`), sorted."""
+    return sorted(p for p in Path(folder).iterdir() if p.is_file() and is_slice_file(p))
+
+
+def clutter_files(folder: Path) -> list[Path]:
+    """Visible files in ``folder`` that are not DICOM slices (README, DICOMDIR, Thumbs.db...): ignored, counted."""
+    return sorted(p for p in Path(folder).iterdir()
+                  if p.is_file() and not p.name.startswith(".") and not is_slice_file(p))
 
 
 def canonical(array: np.ndarray, affine: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -49,7 +80,7 @@ def sitk_affine(image: sitk.Image) -> np.ndarray:
 
 
 def read_series(
-    folder: Path, *, modality: str | None = "CT", spacing_tolerance: float = 0.1
+    folder: Path, *, modality: str | None = "CT", spacing_tolerance: float = 0.1, max_bytes: int = MAX_VOLUME_BYTES,
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], dict[str, Any]]:
     """Read the single DICOM series in ``folder``.
 
@@ -61,16 +92,20 @@ def read_series(
         modality: the Modality tag every slice must carry (None: accept any).
         spacing_tolerance: largest allowed deviation of the gap between consecutive slices from
             the median gap, as a fraction of it (a larger one means a missing slice).
+        max_bytes: largest volume to load, in bytes as float32 (see ``nifti.check_volume_size``),
+            checked from the headers before any pixel is read.
 
     Returns:
         ``(image, affine, spacing, meta)``: float32 ``(X, Y, Z)`` array in RAS+ canonical
         orientation, its 4x4 RAS+ affine in mm, ``(sx, sy, sz)`` in mm, and ``meta`` with the
         series' ``orientation`` as stored (axis codes, e.g. ``"LPS"``), UIDs, patient id,
-        modality, rescale and the slice files in position order.
+        modality, rescale, the slice files in position order and ``ignored_files``, the names
+        of the non-slice files beside them (README, DICOMDIR...).
 
     Raises:
         DatasetError: no DICOM files, several series, unreadable or cut-short files, wrong
-            modality, mixed orientations, missing or duplicate slices.
+            modality, multi-frame files, mixed orientations or slice sizes, gantry tilt, missing or
+            duplicate slices, a volume over ``max_bytes``.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -102,6 +137,8 @@ def read_series(
     except Exception as exc:  # noqa: BLE001  (pydicom raises InvalidDicomError, a bare Exception)
         raise DatasetError(folder, f"a DICOM header cannot be read ({type(exc).__name__}: {exc}); "
                                    "download the series again") from exc
+    _check_frames(names, headers)
+    _check_sizes(folder, names, headers, max_bytes=max_bytes)  # before geometry: an odd-sized scout names itself
     _check_headers(folder, names, headers, modality=modality, spacing_tolerance=spacing_tolerance)
 
     reader.SetFileNames([str(n) for n in names])
@@ -132,8 +169,36 @@ def read_series(
         "rescale_slope": float(first.get("RescaleSlope", 1.0)),
         "rescale_intercept": float(first.get("RescaleIntercept", 0.0)),
         "files": tuple(str(n) for n in names),
+        "ignored_files": tuple(p.name for p in clutter_files(folder)),
     }
     return array, affine, spacing, meta
+
+
+def _check_frames(names: list[Path], headers: list[pydicom.Dataset]) -> None:
+    """Raise on an Enhanced (multi-frame) file: a whole volume in one file, not one slice per file."""
+    for name, h in zip(names, headers):
+        frames = int(h.get("NumberOfFrames", 1) or 1)
+        kind = ENHANCED_SOP_CLASSES.get(str(h.get("SOPClassUID", "")))
+        if frames > 1 or kind:
+            what = f"{kind or 'a multi-frame'} file with {frames} frames"
+            raise DatasetError(name, f"{what}: expected one slice per file (classic CT Image Storage); convert it "
+                                     "to single-frame slices (e.g. dcm2niix to NIfTI, or emf2sf) and point the "
+                                     "reader at those")
+
+
+def _check_sizes(folder: Path, names: list[Path], headers: list[pydicom.Dataset], *, max_bytes: int) -> None:
+    """Raise on slices of different sizes (the odd file named) and on a volume over ``max_bytes``."""
+    sizes = [(int(h.get("Rows", 0) or 0), int(h.get("Columns", 0) or 0)) for h in headers]
+    usual = max(set(sizes), key=sizes.count)
+    odd = [i for i, size in enumerate(sizes) if size != usual]
+    if odd:
+        first = odd[0]
+        raise DatasetError(
+            names[first], f"slice is {sizes[first][0]}x{sizes[first][1]} (rows x columns) but {len(sizes) - len(odd)} "
+            f"of the {len(sizes)} slices in {folder.name} are {usual[0]}x{usual[1]} ({len(odd)} odd file(s)); "
+            "remove the odd files (a scout or localizer?) or download the series again")
+    bits = max(int(h.get("BitsAllocated", 16) or 16) for h in headers)
+    check_volume_size(folder, (usual[1], usual[0], len(names)), f"u{max(1, bits // 8)}", max_bytes=max_bytes)
 
 
 def _check_headers(
@@ -166,8 +231,10 @@ def _check_headers(
     if len(names) < 2:
         return
     normal = np.cross(iops[0, :3], iops[0, 3:])
-    pos = np.array([[float(v) for v in h.ImagePositionPatient] for h in headers]) @ normal
+    points = np.array([[float(v) for v in h.ImagePositionPatient] for h in headers])
+    pos = points @ normal
     order = np.argsort(pos, kind="stable")
+    _check_tilt(folder, names[order[0]], headers[order[0]], points[order[-1]] - points[order[0]], normal)
     gaps = np.diff(pos[order])
     step = float(np.median(gaps))
     bad = np.flatnonzero(np.abs(gaps - step) > spacing_tolerance * max(step, 1e-6))
@@ -180,3 +247,19 @@ def _check_headers(
             f"are {gaps[i]:.3f} mm apart, expected {step:.3f} mm like the other slices "
             f"({bad.size} irregular gaps); re-download the series or remove the stray files"
         )
+
+
+def _check_tilt(folder: Path, first: Path, header: pydicom.Dataset, span: np.ndarray, normal: np.ndarray) -> None:
+    """Raise when the slices are stacked off their normal (gantry tilt): the voxel grid is sheared,
+    and reading it as a box would misplace every slice but the first."""
+    length = float(np.linalg.norm(span))
+    if length <= 1e-6:
+        return
+    angle = float(np.degrees(np.arccos(min(1.0, abs(float(span @ normal)) / length))))
+    if angle > MAX_TILT_DEGREES:
+        tag = header.get("GantryDetectorTilt")
+        stated = f" (GantryDetectorTilt {float(tag):g})" if tag not in (None, "") else ""
+        raise DatasetError(
+            folder, f"gantry tilt: slices are stacked {angle:.1f} degrees off their normal{stated}, first slice "
+            f"{first.name}; expected an orthogonal series: resample it first (dcm2niix corrects gantry tilt) "
+            "and use the result, or leave the case out")

@@ -20,6 +20,29 @@ from pipeline.errors import DatasetError
 logging.getLogger("nibabel.global").setLevel(logging.ERROR)
 
 _DAMAGED = (EOFError, OSError, zlib.error, ValueError, MemoryError, OverflowError)
+# Largest volume a reader loads, in bytes as held in memory (voxels x the larger of the stored
+# dtype and float32, the type images are converted to): a 3.5 MB .nii.gz of zeros may declare
+# gigabytes. Checked from the header alone, before any voxel is read; readers take it as the
+# ``max_volume_bytes`` option, like the zip limits.
+MAX_VOLUME_BYTES = 2 << 30
+
+
+def volume_bytes(shape: Sequence[int], itemsize: int) -> int:
+    """Bytes a volume of ``shape`` occupies once loaded: voxels x max(stored item size, float32)."""
+    return int(np.prod([int(n) for n in shape], dtype=object)) * max(int(itemsize), 4)
+
+
+def check_volume_size(path: Path | str, shape: Sequence[int], dtype: np.dtype | str, *, max_bytes: int) -> None:
+    """Raise DatasetError when a volume of ``shape`` x ``dtype`` would exceed ``max_bytes`` in memory."""
+    dtype = np.dtype(dtype)
+    need = volume_bytes(shape, dtype.itemsize)
+    if need > max_bytes:
+        dims = "x".join(str(int(n)) for n in shape)
+        raise DatasetError(
+            path, f"declares {dims} {dtype.name} voxels, {need / 2**30:.1f} GiB in memory (as float32), which "
+            f"exceeds max_volume_bytes={max_bytes}; a damaged header or a decompression bomb? If the volume is "
+            "genuine, raise max_volume_bytes under datasets.<key>.prepare.reader",
+        )
 
 
 class Volume(NamedTuple):
@@ -55,12 +78,13 @@ def _open(path: Path) -> nib.Nifti1Image:
     return img
 
 
-def _read(path: Path) -> tuple[np.ndarray, np.ndarray, str]:
+def _read(path: Path, max_bytes: int = MAX_VOLUME_BYTES) -> tuple[np.ndarray, np.ndarray, str]:
     """Stored data (scaled, native dtype) in canonical order, canonical affine, stored axis codes."""
     img = _open(Path(path))
     shape = img.shape
     if any(int(n) <= 0 for n in shape):
         raise DatasetError(path, f"corrupt NIfTI header: dimensions {tuple(shape)} must be positive; re-export it")
+    check_volume_size(path, shape, img.get_data_dtype(), max_bytes=max_bytes)
     while len(shape) > 3 and shape[-1] == 1:
         shape = shape[:-1]
     if len(shape) != 3:
@@ -94,15 +118,15 @@ def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
     return round(float(sx), 6), round(float(sy), 6), round(float(sz), 6)  # drop float32 header noise
 
 
-def load_volume(path: Path | str) -> Volume:
+def load_volume(path: Path | str, *, max_bytes: int = MAX_VOLUME_BYTES) -> Volume:
     """Read an image volume as float32 in RAS+ canonical ``(X, Y, Z)`` order.
 
     Raises:
         DatasetError: missing/empty/truncated/not-NIfTI file, corrupt header, non-3D data, or
-            NaN/Inf intensities.
+            NaN/Inf intensities, or a volume over ``max_bytes`` (see ``check_volume_size``).
     """
     path = Path(path)
-    stored, affine, orientation = _read(path)
+    stored, affine, orientation = _read(path, max_bytes)
     data = stored.astype(np.float32, copy=False)
     del stored
     if data.dtype.kind == "f" and not np.isfinite(data.min() + data.max()):  # NaN or Inf propagate
@@ -124,7 +148,7 @@ def _unexpected_labels(data: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarra
     return np.unique(data[bad]), int(bad.sum())
 
 
-def load_label_volume(path: Path | str, *, allowed_labels: Iterable[int]) -> Volume:
+def load_label_volume(path: Path | str, *, allowed_labels: Iterable[int], max_bytes: int = MAX_VOLUME_BYTES) -> Volume:
     """Read a label volume as uint8 class indices in RAS+ canonical ``(X, Y, Z)`` order.
 
     Float masks holding whole numbers (e.g. 0.0/1.0) are accepted.
@@ -137,7 +161,7 @@ def load_label_volume(path: Path | str, *, allowed_labels: Iterable[int]) -> Vol
     allowed = np.array(sorted({int(v) for v in allowed_labels}))
     if allowed.size == 0 or allowed.min() < 0 or allowed.max() > 255:
         raise ValueError(f"allowed_labels must be integers in 0..255, got {allowed.tolist()}")
-    data, affine, orientation = _read(path)
+    data, affine, orientation = _read(path, max_bytes)
     if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
         raise DatasetError(path, "label volume holds NaN or Inf: expected integer class labels")
     values, n_bad = _unexpected_labels(data, allowed)

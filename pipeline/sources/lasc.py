@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.formats.discover import find_dirs, find_nifti, is_hidden, natural_key, nifti_stem
 from pipeline.errors import DatasetError
-from pipeline.formats.nifti import check_same_grid, load_label_volume, load_volume
+from pipeline.formats.nifti import MAX_VOLUME_BYTES, check_same_grid, load_label_volume, load_volume
 from pipeline.sources.subject import Subject, SubjectRef
 
 EXPECTED = "Task02_Heart/dataset.json with imagesTr/la_XXX.nii.gz and labelsTr/la_XXX.nii.gz"
@@ -86,16 +86,28 @@ def _from_json(path: Path) -> list[tuple[str, Path | None, Path | None, str, str
     for t in training:
         case = nifti_stem(t["image"]) or Path(t["image"]).name
         entries.append((case, resolve(t["image"], images), resolve(t["label"], labels), t["image"], t["label"]))
+    _check_unique_cases(path, [e[0] for e in entries])
     return entries
 
 
-def discover(raw: Path, *, grid_tolerance: float = 0.01) -> list[SubjectRef]:
+def _check_unique_cases(path: Path, cases: list[str]) -> None:
+    """Raise naming ``dataset.json`` and every case id its ``training`` list holds more than once."""
+    seen: dict[str, list[int]] = {}
+    for index, case in enumerate(cases):
+        seen.setdefault(case.lower(), []).append(index)
+    twice = [f"{cases[ix[0]]!r} (entries {', '.join(map(str, ix))})" for ix in seen.values() if len(ix) > 1]
+    if twice:
+        raise DatasetError(path, f"duplicate case ids under 'training': {'; '.join(twice)}; "
+                                 "keep one entry per case in dataset.json")
+
+
+def discover(raw: Path, *, grid_tolerance: float = 0.01, max_volume_bytes: int = MAX_VOLUME_BYTES) -> list[SubjectRef]:
     """One SubjectRef per labelled case (files ``(image, label)``), sorted by case name.
 
     Pairs come from ``dataset.json`` when present, else by file name between ``imagesTr`` and
     ``labelsTr``. Hidden files (macOS ``._la_003.nii.gz``) are ignored. ``imagesTs`` has no labels
     and is not used (see ``notes``). Raises DatasetError listing every unpaired file at once.
-    ``grid_tolerance`` is used by ``load``; accepted here so one options dict fits both calls.
+    ``grid_tolerance`` and ``max_volume_bytes`` are used by ``load``; accepted here so one options dict fits both calls.
     """
     raw = Path(raw)
     if not raw.is_dir():
@@ -134,12 +146,12 @@ def notes(raw: Path) -> list[str]:
     return [f"imagesTs: {count} volumes have no labels and are not used"] if count else []
 
 
-def load(ref: SubjectRef, *, grid_tolerance: float = 0.01) -> Subject:
+def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, max_volume_bytes: int = MAX_VOLUME_BYTES) -> Subject:
     """Read one case's image and left-atrium label in RAS+ canonical order, checking they share a grid
     (spacing and origin within ``grid_tolerance`` of a voxel, see ``pipeline.formats.nifti.check_same_grid``)."""
     image_path, label_path = (Path(p) for p in ref.files)
-    image = load_volume(image_path)
-    label = load_label_volume(label_path, allowed_labels=(0, 1))
+    image = load_volume(image_path, max_bytes=max_volume_bytes)
+    label = load_label_volume(label_path, allowed_labels=(0, 1), max_bytes=max_volume_bytes)
     check_same_grid(
         image_path, image.affine, image.array.shape, label_path, label.affine, label.array.shape, tol=grid_tolerance
     )

@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pipeline.formats.discover import find_nifti, natural_key, nifti_stem
 from pipeline.errors import DatasetError
-from pipeline.formats.nifti import check_same_grid, load_label_volume, load_volume
+from pipeline.formats.nifti import MAX_VOLUME_BYTES, check_same_grid, load_label_volume, load_volume
 from pipeline.sources.subject import Subject, SubjectRef
 
 SEQUENCES = ("Flair", "T1", "T2")
@@ -35,12 +35,13 @@ def _sequence(sequence: str) -> str:
     raise DatasetError("reader.sequence", f"unknown MS sequence {sequence!r}; valid: {', '.join(SEQUENCES)}")
 
 
-def discover(raw: Path, *, sequence: str = "Flair", grid_tolerance: float = 0.01) -> list[SubjectRef]:
+def discover(raw: Path, *, sequence: str = "Flair", grid_tolerance: float = 0.01,
+             max_volume_bytes: int = MAX_VOLUME_BYTES) -> list[SubjectRef]:
     """One SubjectRef per patient: files ``(image, mask)`` of ``sequence``, sorted by patient number.
 
     Files are found anywhere under ``raw`` (an extra top folder is fine), ``.nii`` or ``.nii.gz``,
     any case. Raises DatasetError listing every unpaired or duplicated file at once.
-    ``grid_tolerance`` is used by ``load``; accepted here so one options dict fits both calls.
+    ``grid_tolerance`` and ``max_volume_bytes`` are used by ``load``; accepted here so one options dict fits both calls.
     """
     seq = _sequence(sequence)
     raw = Path(raw)
@@ -84,13 +85,14 @@ def discover(raw: Path, *, sequence: str = "Flair", grid_tolerance: float = 0.01
     return sorted(refs, key=lambda r: natural_key(r.subject_id))
 
 
-def load(ref: SubjectRef, *, sequence: str | None = None, grid_tolerance: float = 0.01) -> Subject:
+def load(ref: SubjectRef, *, sequence: str | None = None, grid_tolerance: float = 0.01,
+         max_volume_bytes: int = MAX_VOLUME_BYTES) -> Subject:
     """Read one patient's image and lesion mask in RAS+ canonical order, checking they share a grid
     (spacing and origin within ``grid_tolerance`` of a voxel, see ``pipeline.formats.nifti.check_same_grid``)."""
     seq = _sequence(sequence or ref.option("sequence", "Flair"))
     image_path, mask_path = (Path(p) for p in ref.files)
-    image = load_volume(image_path)
-    mask = load_label_volume(mask_path, allowed_labels=(0, 1))
+    image = load_volume(image_path, max_bytes=max_volume_bytes)
+    mask = load_label_volume(mask_path, allowed_labels=(0, 1), max_bytes=max_volume_bytes)
     check_same_grid(
         image_path, image.affine, image.array.shape, mask_path, mask.affine, mask.array.shape, tol=grid_tolerance
     )

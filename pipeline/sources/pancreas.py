@@ -8,10 +8,10 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
-from pipeline.formats.dicom import dicom_files, read_series
+from pipeline.formats.dicom import dicom_files, is_slice_file, read_series
 from pipeline.formats.discover import SKIPPED_DIRS
 from pipeline.errors import DatasetError
-from pipeline.formats.nifti import check_same_grid, load_label_volume
+from pipeline.formats.nifti import MAX_VOLUME_BYTES, check_same_grid, load_label_volume
 from pipeline.sources.subject import Subject, SubjectRef
 
 PATIENT_RE = re.compile(r"^PANCREAS_(\d{4})$", re.IGNORECASE)
@@ -95,7 +95,8 @@ def discover(raw: Path, *, exclude: Iterable[int] = (), **_: object) -> list[Sub
     return refs
 
 
-def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, **_: object) -> Subject:
+def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, max_volume_bytes: int = MAX_VOLUME_BYTES,
+         **_: object) -> Subject:
     """Read one patient: the CT in HU and the pancreas mask, both ``(X, Y, Z)`` RAS+ canonical.
 
     Image and label are paired by geometry, never resampled: after both are brought to RAS+
@@ -103,8 +104,9 @@ def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, **_: object) -> Subje
     a voxel (see ``pipeline.formats.nifti.check_same_grid``).
     """
     series, label = Path(ref.files[0]), Path(ref.files[1])
-    image, affine, spacing, meta = read_series(series, modality="CT")
-    mask, label_affine, _, label_orientation = load_label_volume(label, allowed_labels=(0, 1))
+    image, affine, spacing, meta = read_series(series, modality="CT", max_bytes=max_volume_bytes)
+    mask, label_affine, _, label_orientation = load_label_volume(label, allowed_labels=(0, 1),
+                                                                 max_bytes=max_volume_bytes)
     check_same_grid(series, affine, image.shape, label, label_affine, mask.shape, tol=grid_tolerance)
     return Subject(
         subject_id=ref.subject_id,
@@ -117,5 +119,23 @@ def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, **_: object) -> Subje
         affine=affine,
         orientation=meta["orientation"],
         meta={k: meta[k] for k in ("series_uid", "study_uid", "patient_id", "rescale_slope", "rescale_intercept")}
-        | {"mask_orientation": label_orientation, "num_files": len(meta["files"])},
+        | {"mask_orientation": label_orientation, "num_files": len(meta["files"]),
+           "ignored_files": len(meta["ignored_files"])},  # README, DICOMDIR... beside the slices
     )
+
+
+def notes(raw: Path) -> list[str]:
+    """Files in patient folders that are not DICOM slices (README, DICOMDIR, Thumbs.db, stray exports):
+    listed in stats.json, never fatal; the reader reads only the one series folder."""
+    raw = Path(raw)
+    if not raw.is_dir():
+        return []
+    ignored = [
+        (root / name).relative_to(raw).as_posix()
+        for root, _, files in _walk(raw) if any(PATIENT_RE.match(part) for part in root.relative_to(raw).parts)
+        for name in files if not is_slice_file(root / name)
+    ]
+    if not ignored:
+        return []
+    shown = ", ".join(ignored[:20]) + (f", ... {len(ignored) - 20} more" if len(ignored) > 20 else "")
+    return [f"{len(ignored)} file(s) in patient folders are not DICOM slices and were ignored: {shown}"]
