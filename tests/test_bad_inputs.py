@@ -274,6 +274,75 @@ def faz_empty_archive(raw: Path) -> None:
         pass
 
 
+def ms_header_declares_gigabytes(raw: Path) -> str:
+    """A header whose dimensions promise gigabytes (a decompression bomb, or a damaged header)."""
+    path = raw / "Patient-1" / "1-Flair.nii"
+    data = bytearray(path.read_bytes())
+    data[42:48] = struct.pack("<hhh", 4096, 4096, 400)  # dim[1..3]: 6.7 G voxels, 25 GiB as float32
+    path.write_bytes(bytes(data))
+    return "Patient-1"
+
+
+def lasc_constant_image(raw: Path) -> str:
+    edit_nifti(raw / "Task02_Heart" / "imagesTr" / "la_003.nii.gz", lambda d: np.zeros_like(d))
+    return "la_003"
+
+
+def lasc_duplicate_id(raw: Path) -> None:
+    path = raw / "Task02_Heart" / "dataset.json"
+    meta = json.loads(path.read_text())
+    meta["training"].append(dict(meta["training"][0]))
+    path.write_text(json.dumps(meta))
+
+
+def pancreas_gantry_tilt(raw: Path) -> str:
+    """Slices stacked 15 degrees off their normal, as a tilted gantry writes them."""
+    for k, path in enumerate(slices_by_position(series_folder(raw))):
+        ds = pydicom.dcmread(path)
+        x, y, z = (float(v) for v in ds.ImagePositionPatient)
+        ds.ImagePositionPatient = [x, y + k * float(ds.SliceThickness or 2.0) * np.tan(np.radians(15)), z]
+        ds.GantryDetectorTilt = 15
+        ds.save_as(path)
+    return "PANCREAS_0001"
+
+
+def pancreas_enhanced_ct(raw: Path) -> str:
+    """The series as one Enhanced (multi-frame) CT file instead of one file per slice."""
+    files = slices_by_position(series_folder(raw))
+    slices = [pydicom.dcmread(p) for p in files]
+    ds = slices[0]
+    ds.NumberOfFrames = len(slices)
+    ds.PixelData = b"".join(s.PixelData for s in slices)
+    ds.SOPClassUID = ds.file_meta.MediaStorageSOPClassUID = "1.2.840.10008.5.1.4.1.1.2.1"
+    for path in files:
+        path.unlink()
+    ds.save_as(files[0].parent / "1-001.dcm")
+    return "PANCREAS_0001"
+
+
+def pancreas_mixed_slice_sizes(raw: Path) -> str:
+    path = slices_by_position(series_folder(raw))[4]
+    ds = pydicom.dcmread(path)
+    pixels = ds.pixel_array
+    ds.Rows, ds.Columns = pixels.shape[0] // 2, pixels.shape[1] // 2
+    ds.PixelData = np.ascontiguousarray(pixels[::2, ::2]).tobytes()
+    ds.save_as(path)
+    return "PANCREAS_0001"
+
+
+def faz_nested_zip(raw: Path) -> None:
+    buffer = raw / "inner.zip"
+    with zipfile.ZipFile(buffer, "w") as zf:
+        zf.writestr("FAZ_sgementation/deep_all/99.png", png(np.zeros((8, 8), np.uint8)))
+    add_member(raw / "FAZ.zip", "FAZ_sgementation/inner.zip", buffer.read_bytes())
+    buffer.unlink()
+
+
+def faz_double_colon_folder(raw: Path) -> None:
+    (raw / "FAZ::v2").mkdir()
+    (raw / "FAZ.zip").rename(raw / "FAZ::v2" / "FAZ.zip")
+
+
 @dataclass(frozen=True)
 class Case:
     key: str
@@ -310,6 +379,21 @@ CASES = {
     "faz-not-a-png": Case("faz", faz_not_a_png, r"FAZ\.zip::FAZ_sgementation/deep_all/1\.png", r"says PNG but"),
     "faz-image-without-mask": Case("faz", faz_image_without_mask, r"deep_all/2\.png", r"image without LabelMe JSON"),
     "faz-empty-archive": Case("faz", faz_empty_archive, r"FAZ\.zip", r"empty archive"),
+    # nothing lost, ever: hostile sizes, real-world oddities and useless output
+    "ms-header-declares-gigabytes": Case("ms", ms_header_declares_gigabytes, r"Patient-1/1-Flair\.nii",
+                                         r"4096x4096x400 .* exceeds max_volume_bytes=\d+"),
+    "lasc-constant-image": Case("lasc", lasc_constant_image, r"imagesTr/la_003\.nii\.gz",
+                                r"image is constant \(0 everywhere\) under a non-empty mask"),
+    "lasc-duplicate-id": Case("lasc", lasc_duplicate_id, r"Task02_Heart/dataset\.json",
+                              r"duplicate case ids under 'training': 'la_003' \(entries 0, 2\)"),
+    "pancreas-gantry-tilt": Case("pancreas", pancreas_gantry_tilt, r"PANCREAS_0001/",
+                                 r"gantry tilt: slices are stacked 15\.0 degrees off their normal"),
+    "pancreas-enhanced-ct": Case("pancreas", pancreas_enhanced_ct, r"PANCREAS_0001/.*/1-001\.dcm",
+                                 r"Enhanced CT file with \d+ frames: expected one slice per file"),
+    "pancreas-mixed-slice-sizes": Case("pancreas", pancreas_mixed_slice_sizes, r"PANCREAS_0001/.*\.dcm",
+                                       r"slice is \d+x\d+ \(rows x columns\) but \d+ of the \d+ slices"),
+    "faz-nested-zip": Case("faz", faz_nested_zip, r"FAZ\.zip::FAZ_sgementation/inner\.zip", r"a zip inside the zip"),
+    "faz-double-colon-folder": Case("faz", faz_double_colon_folder, r"FAZ::v2/FAZ\.zip", r"the path contains '::'"),
 }
 
 
@@ -462,3 +546,55 @@ def test_prepare_out_equal_to_raw_keeps_the_download(pristine, params_file, tmp_
     last = proc.stderr.strip().splitlines()[-1]
     assert str(raw) in last and "same path as the input" in last, proc.stderr
     assert {p: p.read_bytes() for p in raw.rglob("*") if p.is_file()} == before
+
+
+def test_volume_limits_come_from_params(pristine, tmp_path):
+    """max_volume_bytes is a reader option: lowering it refuses a clean DICOM series before reading pixels."""
+    params = yaml.safe_load((ROOT / "params.yaml").read_text())
+    params["image_size"] = 64
+    params["datasets"]["pancreas"]["prepare"]["reader"] = {"max_volume_bytes": 1000}
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    message = run_prepare("pancreas", pristine("pancreas"), tmp_path / "out", path, "fail")
+    assert message is not None and re.search(r"PANCREAS_0001/.*: declares \d+x\d+x\d+ .* exceeds max_volume_bytes=1000",
+                                             message), message
+    assert not (tmp_path / "out").exists()
+
+
+def test_clutter_beside_dicom_slices_is_ignored_and_counted(pristine, params_file, tmp_path):
+    """README, LICENSE, DICOMDIR (which has the DICOM preamble too) and Thumbs.db beside the slices,
+    and an extension-less note in a patient folder: prepared as if absent, listed in stats.json."""
+    raw = tmp_path / "raw"
+    shutil.copytree(pristine("pancreas"), raw)
+    series = series_folder(raw)
+    (series / "README").write_text("exported by PACS\n")
+    (series / "LICENSE").write_text("CC BY 3.0\n")
+    (series / "DICOMDIR").write_bytes(bytes(128) + b"DICM" + bytes(64))
+    (series / "Thumbs.db").write_bytes(b"\xd0\xcf\x11\xe0")
+    (series / ".DS_Store").write_bytes(b"\x00\x00\x00\x01Bud1")
+    (raw / "Pancreas-CT" / "PANCREAS_0002" / "notes").write_text("scanner was recalibrated\n")
+    out = tmp_path / "out"
+    assert run_prepare("pancreas", raw, out, params_file, "fail") is None
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["skipped_subjects"] == {} and sum(stats["subjects"].values()) == 2
+    assert stats["integrity"]["reader_counts"]["ignored_files"] == 4
+    assert any("PANCREAS_0002/notes" in note for note in stats["notes"]), stats["notes"]
+
+
+def test_augment_refuses_a_transform_that_leaves_uint8(pristine, params_file, tmp_path):
+    """Normalize turns the 8-bit images into floats around 0: written as PNG they are black."""
+    from stages import augment
+
+    prepared = tmp_path / "prepared"
+    assert run_prepare("faz", pristine("faz"), prepared, params_file, "fail") is None
+    params = yaml.safe_load(params_file.read_text())
+    params["datasets"]["faz"]["augment"]["transforms"].append({"name": "Normalize", "p": 0.5})
+    path = tmp_path / "params.yaml"
+    path.write_text(yaml.safe_dump(params, sort_keys=False))
+    out = tmp_path / "augmented"
+    with pytest.raises((SystemExit, ValueError)) as err:
+        augment.main(["--dataset", "faz", "--params", str(path), "--in", str(prepared), "--out", str(out),
+                      "--n-jobs", "1"])
+    message = str(err.value.code if isinstance(err.value, SystemExit) else err.value)
+    assert re.search(r"transforms\[\d+\] Normalize: turns the 8-bit image into float32", message), message
+    assert "\n" not in message and not out.exists()
