@@ -283,3 +283,24 @@ def test_evaluate_reads_ground_truth_by_the_strict_rule(tmp_path, prepared):
     cv2.imwrite(str(prepared / "test/masks/flat_0000.png"), _square(20, 20, 8) // 2)
     with pytest.raises(tf.errors.InvalidArgumentError, match=r"0/255(.|\n)*flat_0000\.png"):
         _run_evaluate(tmp_path, prepared, _identity_model(tmp_path), _params(tmp_path, input_size=SIZE))
+
+
+def test_evaluate_and_infer_never_write_over_their_inputs(tmp_path, prepared):
+    """--out pointing at the prepared set (or inside it) is refused and the set is left byte for byte."""
+    model = _identity_model(tmp_path)
+    params = _params(tmp_path, input_size=SIZE)
+    before = {p: p.read_bytes() for p in prepared.rglob("*") if p.is_file()}
+    common = ["--dataset", "tiny", "--params", str(params), "--model", str(model)]
+    runs = [
+        (evaluate.main, [*common, "--data", str(prepared), "--out", str(prepared), "--reports", str(tmp_path / "r")]),
+        (evaluate.main, [*common, "--data", str(prepared), "--out", str(tmp_path / "m"), "--reports", str(prepared / "x")]),
+        (infer.main, [*common, "--images", str(prepared / "test" / "images"), "--out", str(prepared / "test")]),
+        (infer.main, [*common, "--images", str(tmp_path / "prepared" / "test" / "images"), "--prepared", str(prepared),
+                      "--out", str(model)]),
+    ]
+    for main, argv in runs:
+        with pytest.raises((UsageError, SystemExit)) as err:
+            main(argv)
+        assert "input" in str(err.value), err.value
+        assert {p: p.read_bytes() for p in prepared.rglob("*") if p.is_file()} == before
+    assert model.is_file() and not (tmp_path / "r").exists()
