@@ -49,8 +49,9 @@ def main(argv: list[str] | None = None) -> None:
              cv2.imread(str(args.out / r["mask"]), cv2.IMREAD_UNCHANGED))
             for r in shown
         ]
-        save_montage(args.reports / "samples.png", samples, labels=[Path(r["image"]).stem for r in shown],
-                     title=f"augment@{args.dataset}: augmented train samples")
+        with atomic_dir(args.reports, inputs=[args.src, args.out]) as reports:
+            save_montage(reports / "samples.png", samples, labels=[Path(r["image"]).stem for r in shown],
+                         title=f"augment@{args.dataset}: augmented train samples")
     print(f"augment@{args.dataset}: {len(rows) - len(augmented)} originals + {len(augmented)} augmented "
           f"train pairs, valid/test copied, {jobs} workers -> {args.out}")
 

@@ -79,7 +79,8 @@ def main(argv: list[str] | None = None) -> None:
         write_json(tmp / "stats.json", stats)
         write_json(tmp / "geometry.json", {o.subject_id: o.geometry for o in outcomes if o.geometry})
         if args.reports:
-            save_pictures(args.reports, tmp, rows, stats, title=f"prepare@{key}")
+            with atomic_dir(args.reports, inputs=[args.raw, args.out]) as reports:
+                save_pictures(reports, tmp, rows, stats, title=f"prepare@{key}")
     skipped = f", skipped {len(stats['skipped_subjects'])} subjects" if stats["skipped_subjects"] else ""
     print(f"prepare@{key}: {len(rows)} pairs {stats['pairs']}, dropped {stats['dropped']}{skipped} -> {args.out}")
 

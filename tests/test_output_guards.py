@@ -236,3 +236,15 @@ def test_stale_scratch_is_removed_only_under_the_lock(tmp_path):
     with atomic_dir(out):
         assert not stale.exists()
     assert not (tmp_path / ".out.lock").exists()
+
+
+def test_reports_folders_are_guarded_too(raw, params_file, tmp_path):
+    """--reports is an output like --out: never the download, never a folder of the user's."""
+    before = tree(tmp_path)
+    for reports in (raw, tmp_path / "downloads"):
+        message = refusal(prepare.main, [*prepare_argv(raw, tmp_path / "prepared", params_file),
+                                         "--reports", str(reports)])
+        assert str(reports) in message
+        assert tree(tmp_path) == before
+    prepare.main([*prepare_argv(raw, tmp_path / "prepared", params_file), "--reports", str(tmp_path / "plots")])
+    assert (tmp_path / "plots" / "split_counts.png").is_file() and (tmp_path / "plots" / MARKER).is_file()
