@@ -40,7 +40,9 @@ def refusal(main, argv: list[str]) -> str:
         return str(err)
     except SystemExit as exc:
         assert exc.code not in (0, None)
-        return str(exc.code)
+        if isinstance(exc.code, int):  # through the stage edge: a usage problem
+            assert exc.code == 2, exc
+        return str(exc)
     raise AssertionError("the stage accepted the output")
 
 
