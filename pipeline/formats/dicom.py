@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import Counter
 from pathlib import Path
 from typing import Any
 
@@ -189,7 +190,7 @@ def _check_frames(names: list[Path], headers: list[pydicom.Dataset]) -> None:
 def _check_sizes(folder: Path, names: list[Path], headers: list[pydicom.Dataset], *, max_bytes: int) -> None:
     """Raise on slices of different sizes (the odd file named) and on a volume over ``max_bytes``."""
     sizes = [(int(h.get("Rows", 0) or 0), int(h.get("Columns", 0) or 0)) for h in headers]
-    usual = max(set(sizes), key=sizes.count)
+    usual = Counter(sizes).most_common(1)[0][0]  # ties: the first slice's size
     odd = [i for i, size in enumerate(sizes) if size != usual]
     if odd:
         first = odd[0]
