@@ -18,6 +18,7 @@ from models.training import make_optimizer, snapshot_panel
 from pipeline.reports.palette import MASK_PANEL_COLOURS
 from models.unet import build_unet
 from pipeline.dataset.prepared import DatasetInfo, write_info
+from pipeline.errors import UsageError
 from pipeline.learning.tfdata import make_dataset
 from tests.conftest import ROOT, run
 
@@ -138,3 +139,23 @@ def test_dvc_repro_train_writes_dvclive_outputs(dvc_repo):
     assert "artifacts/faz/train.json" in shown and "val_dice" in shown
     assert "live/metrics.json" not in shown  # dvclive's full summary is an output, not an exp show column
     assert "modified" not in dvc(dvc_repo, "status", "train@faz").stdout  # outputs as declared
+
+
+def test_train_never_writes_into_its_data(tmp_path):
+    """--out inside --data (or the data itself) is refused before any file is written or deleted."""
+    from stages import train
+
+    for split, n in (("train", 4), ("valid", 2)):
+        write_discs(tmp_path / "data" / split, n, seed=len(split))
+    write_info(tmp_path / "data", DatasetInfo(num_classes=1, channels=1, mask_encoding="binary_0_255",
+                                              image_size=48, slice_axis=2))
+    (tmp_path / "data" / "model.keras").write_bytes(b"the user's own model")
+    params = {"seed": 42, "datasets": {"demo": {"train": {**TINY, "head": "sigmoid", "loss": "bce_dice_loss"}}}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    before = {p: p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file()}
+    for out in (tmp_path / "data", tmp_path / "data" / "valid" / "model"):
+        with pytest.raises((UsageError, SystemExit)) as err:
+            train.main(["--dataset", "demo", "--params", str(tmp_path / "params.yaml"),
+                        "--data", str(tmp_path / "data"), "--out", str(out)])
+        assert "input" in str(err.value)
+        assert {p: p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file()} == before
