@@ -33,15 +33,12 @@ def tree(root: Path) -> dict[str, str]:
 
 
 def refusal(main, argv: list[str]) -> str:
-    """The one-line message a stage refused with (UsageError, or SystemExit once wrapped)."""
+    """The one line a stage refused with; refused outputs are usage problems (exit 2)."""
     try:
         main(argv)
-    except UsageError as err:
-        return str(err)
     except SystemExit as exc:
-        assert exc.code not in (0, None)
-        if isinstance(exc.code, int):  # through the stage edge: a usage problem
-            assert exc.code == 2, exc
+        assert exc.code == 2, exc  # through the stage edge: a usage problem, one line
+        assert "\n" not in str(exc)
         return str(exc)
     raise AssertionError("the stage accepted the output")
 

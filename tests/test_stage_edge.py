@@ -85,7 +85,8 @@ def test_missing_raw_folder_is_one_line_exit_1(tmp_path):
 
 
 def test_augment_of_a_folder_that_is_not_a_prepared_set(tmp_path):
-    proc = stage("augment", "--dataset", "lasc", "--in", str(tmp_path), "--out", str(tmp_path / "o"))
+    (tmp_path / "in").mkdir()
+    proc = stage("augment", "--dataset", "lasc", "--in", str(tmp_path / "in"), "--out", str(tmp_path / "o"))
     assert_one_line(proc, "augment@lasc: ", 1, "dataset.json: not found")
 
 
