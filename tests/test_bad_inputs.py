@@ -588,7 +588,8 @@ def test_augment_refuses_a_transform_that_leaves_uint8(pristine, params_file, tm
     prepared = tmp_path / "prepared"
     assert run_prepare("faz", pristine("faz"), prepared, params_file, "fail") is None
     params = yaml.safe_load(params_file.read_text())
-    params["datasets"]["faz"]["augment"]["transforms"].append({"name": "Normalize", "p": 0.5})
+    params["datasets"]["faz"]["augment"]["transforms"] = [{"name": "HorizontalFlip", "p": 0.5},
+                                                          {"name": "Normalize", "p": 0.5}]
     path = tmp_path / "params.yaml"
     path.write_text(yaml.safe_dump(params, sort_keys=False))
     out = tmp_path / "augmented"
@@ -596,6 +597,6 @@ def test_augment_refuses_a_transform_that_leaves_uint8(pristine, params_file, tm
         augment.main(["--dataset", "faz", "--params", str(path), "--in", str(prepared), "--out", str(out),
                       "--n-jobs", "1"])
     message = str(err.value)
-    assert err.value.code == 1, message  # as every other bad transform spec
-    assert re.search(r"transforms\[\d+\] Normalize: turns the 8-bit image into float32", message), message
+    assert err.value.code == 2, message  # a params problem, found by the schema before any work
+    assert re.search(r"transforms\[1\]:? Normalize: turns the 8-bit image into float32", message), message
     assert "\n" not in message and not out.exists()

@@ -19,6 +19,7 @@ class Options:
     """The reader's keyword options (``prepare.reader`` in params.yaml), checked by the params schema."""
 
     grid_tolerance: float = 0.01  # largest image/mask grid difference accepted
+    max_volume_bytes: int = MAX_VOLUME_BYTES  # refuse a volume larger than this in memory (float32), from its header
 
 
 def _dataset_json(raw: Path) -> Path | None:

@@ -26,6 +26,7 @@ class Options:
 
     sequence: Literal["Flair", "T1", "T2"] = "Flair"  # image and its own lesion mask
     grid_tolerance: float = 0.01  # largest image/mask grid difference (mm or fraction) accepted
+    max_volume_bytes: int = MAX_VOLUME_BYTES  # refuse a volume larger than this in memory (float32), from its header
 
 
 def _sequence(sequence: str) -> str:

@@ -28,6 +28,7 @@ class Options:
 
     exclude: tuple[int, ...] = ()  # case numbers to leave out (TCIA: 25 and 70 duplicate other cases)
     grid_tolerance: float = 0.01  # largest CT/label grid difference accepted
+    max_volume_bytes: int = MAX_VOLUME_BYTES  # refuse a volume larger than this in memory (float32), from its header
 
 
 def _walk(raw: Path) -> Iterable[tuple[Path, list[str], list[str]]]:
