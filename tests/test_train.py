@@ -149,7 +149,7 @@ def test_train_never_writes_into_its_data(tmp_path):
     write_info(tmp_path / "data", DatasetInfo(num_classes=1, channels=1, mask_encoding="binary_0_255",
                                               image_size=48, slice_axis=2))
     (tmp_path / "data" / "model.keras").write_bytes(b"the user's own model")
-    params = {"seed": 42, "datasets": {"demo": {"train": {**TINY, "head": "sigmoid", "loss": "bce_dice_loss"}}}}
+    params = {"seed": 42, "datasets": {"demo": {"raw": "unused", "train": {**TINY, "head": "sigmoid", "loss": "bce_dice_loss"}}}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     before = {p: p.read_bytes() for p in (tmp_path / "data").rglob("*") if p.is_file()}
     for out in (tmp_path / "data", tmp_path / "data" / "valid" / "model"):
