@@ -10,7 +10,7 @@ from hypothesis.extra import numpy as hnp
 import cv2
 import pytest
 
-from pipeline.slices.intensity import normalize_percentile, window_ct
+from pipeline.slices.intensity import _integer_histogram, normalize_percentile, percentile_range, window_ct
 from pipeline.slices.masks import decode_mask, encode_mask
 from pipeline.slices.resize import fit_to_square, restore_mask
 from pipeline.dataset.split import assign_splits
@@ -194,3 +194,34 @@ def test_one_class_decode_accepts_only_0_and_255(png):
     else:
         with pytest.raises(ValueError, match="must be 0/255"):
             decode_mask(png)
+
+
+# ---- percentiles by histogram -----------------------------------------------------------------
+
+
+whole_arrays = st.one_of(
+    hnp.arrays(st.sampled_from([np.int16, np.uint8, np.int32]), hnp.array_shapes(min_dims=1, max_dims=3, max_side=12),
+               elements=st.integers(0, 255)),
+    hnp.arrays(np.int16, hnp.array_shapes(min_dims=1, max_dims=3, max_side=12)),  # the full int16 range
+    hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=12),
+               elements=st.integers(-3000, 3000).map(float)),  # MRI/CT read from an integer file
+)
+
+
+@SETTINGS
+@given(volume=whole_arrays, low=st.floats(0, 60), span=st.floats(0.01, 100), nonzero=st.booleans(),
+       flip=st.booleans())
+def test_histogram_percentiles_equal_numpy_bit_for_bit(volume, low, span, nonzero, flip):
+    high = min(100.0, low + span)
+    if flip:  # canonical reorientation hands over reversed views
+        volume = volume[::-1]
+    body = volume[volume != 0] if nonzero else volume.reshape(-1)
+    expected = np.percentile(body if body.size else volume.reshape(-1), [low, high])
+    assert percentile_range(volume, low=low, high=high, nonzero=nonzero) == (float(expected[0]), float(expected[1]))
+    assert _integer_histogram(volume) is not None  # the fast path was the one tested
+
+
+def test_fractional_volumes_take_numpy_percentiles():
+    volume = np.array([0.0, 1.5, 2.0, 7.25], np.float32)
+    assert _integer_histogram(volume) is None
+    assert percentile_range(volume, low=10, high=90) == tuple(float(v) for v in np.percentile(volume[1:], [10, 90]))

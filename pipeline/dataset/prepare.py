@@ -20,7 +20,6 @@ from pipeline.dataset.integrity import constant_image, summarise, summarise_subj
 from pipeline.dataset.prepared import pair_paths, slice_stem
 from pipeline.slices.intensity import to_uint8
 from pipeline.slices.masks import check_labels, encoding_lut
-from pipeline.reports.plots import save_montage, save_split_counts
 from pipeline.slices.resize import Placement, fit_to_square
 from pipeline.slices.slicing import display_spacing, display_stack, foreground_per_slice
 from pipeline.dataset.split import unit_hash
@@ -241,6 +240,8 @@ def outcomes_in_order(tasks: Sequence[Task], *, jobs: int) -> contextlib.Abstrac
 def save_pictures(reports: Path, out: Path, rows: Sequence[Mapping[str, Any]], stats: Mapping, *, title: str,
                   samples: int = 6) -> None:
     """Split bar chart and a montage of pairs spread evenly over the set (slices with foreground first)."""
+    from pipeline.reports.plots import save_montage, save_split_counts  # matplotlib: ~1 s, only when asked
+
     save_split_counts(Path(reports) / "split_counts.png", stats["pairs"], stats["subjects"], title=title)
     pool = [r for r in rows if r["foreground_pixels"] > 0] or list(rows)
     picks = [pool[i * len(pool) // samples] for i in range(min(samples, len(pool)))]

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import numpy as np
 
 MODES: dict[str, tuple[str, ...]] = {"none": (), "window": ("center", "width"), "percentile": ("low", "high")}
 _CHUNK_VOXELS = 1 << 22  # bound the float temporaries to ~16 MB whatever the volume size
+
+
+def _slabs(values: np.ndarray, voxels: int = _CHUNK_VOXELS) -> tuple[int, int]:
+    """(axis, step): chunk ``values`` along its outermost axis in memory, about ``voxels`` per chunk."""
+    slow = int(np.argmax(np.abs(values.strides)))
+    return slow, max(1, voxels // max(1, values.size // max(1, values.shape[slow])))
 
 
 def _linear_to_uint8(values: np.ndarray, *, lo: float, hi: float) -> np.ndarray:
@@ -27,9 +33,8 @@ def _linear_to_uint8(values: np.ndarray, *, lo: float, hi: float) -> np.ndarray:
     if values.ndim == 0 or values.size == 0:
         out[...] = np.clip(values * scale + offset, 0.0, 255.0)
         return out
-    slow = int(np.argmax(np.abs(values.strides)))  # chunk along the outermost axis in memory
+    slow, step = _slabs(values)
     src, dst = np.moveaxis(values, slow, 0), np.moveaxis(out, slow, 0)
-    step = max(1, _CHUNK_VOXELS // max(1, src[0].size))
     for start in range(0, src.shape[0], step):
         chunk = src[start : start + step].astype(np.float32)
         chunk *= scale
@@ -49,16 +54,77 @@ def window_ct(hu: np.ndarray, *, center: float, width: float) -> np.ndarray:
     return _linear_to_uint8(hu, lo=float(center) - float(width) / 2, hi=float(center) + float(width) / 2)
 
 
+_HIST_CHUNK = 1 << 18
+_MAX_BINS = 1 << 20  # integer volumes spanning more values than this take np.percentile's partition
+
+
+def _integer_histogram(values: np.ndarray) -> tuple[int, np.ndarray] | None:
+    """(lowest value, count per value from it) when every voxel is a whole number within a span of
+    ``_MAX_BINS`` values (integer volumes, and float volumes read from integer files), else None.
+
+    One pass in slabs; a float volume leaves at its first slab holding a fraction, NaN or Inf.
+    """
+    if values.size == 0 or values.ndim == 0 or values.dtype.kind not in "uif":
+        return None
+    vmin, vmax = values.min(), values.max()
+    if not (np.isfinite(vmin) and np.isfinite(vmax)) or float(vmax) - float(vmin) >= _MAX_BINS:
+        return None
+    if not -(2**31) <= float(vmin) <= float(vmax) < 2**31:  # int32 chunks below
+        return None
+    low = int(np.floor(vmin))
+    counts = np.zeros(int(vmax) - low + 1, np.int64)
+    slow, step = _slabs(values, _HIST_CHUNK)  # small chunks: the int32 copies stay in cache
+    src = np.moveaxis(values, slow, 0)
+    for start in range(0, src.shape[0], step):
+        chunk = src[start : start + step]
+        whole = chunk.astype(np.int32)  # exact: the span check bounds every value
+        if chunk.dtype.kind == "f" and not np.array_equal(whole, chunk):
+            return None
+        whole -= low
+        counts += np.bincount(whole.reshape(-1), minlength=counts.size)
+    return low, counts
+
+
+def _lerp_like_numpy(sorted_at: Callable[[np.ndarray], np.ndarray], n: int, q: np.ndarray, dtype: np.dtype) -> list[float]:
+    """``np.percentile(..., method="linear")`` from the order statistics it would pick, with numpy's
+    own arithmetic (virtual index ``(n - 1) * q``, ``_lerp``), so the result is bit for bit the same."""
+    virtual = (n - 1) * q
+    below = np.floor(virtual)
+    top = virtual >= n - 1
+    prev_idx = np.where(top, n - 1, below).astype(np.intp)
+    next_idx = np.where(top, n - 1, below + 1).astype(np.intp)
+    gamma = np.where(top, virtual + 1, virtual - below)  # numpy's gamma at the top edge (prev = -1)
+    a, b = sorted_at(prev_idx).astype(dtype), sorted_at(next_idx).astype(dtype)
+    diff = b - a
+    result = np.add(a, diff * gamma)
+    np.subtract(b, diff * (1 - gamma), out=result, where=gamma >= 0.5, casting="unsafe")
+    return [float(v) for v in result]
+
+
 def percentile_range(volume: np.ndarray, *, low: float, high: float, nonzero: bool = True) -> tuple[float, float]:
     """The ``low``/``high`` percentiles of a whole volume (of its non-zero voxels when ``nonzero``).
 
     MRI background is exactly 0 and can fill most of a volume; taking percentiles over the
     non-zero (body) voxels keeps the scale from depending on how much air the field of view holds.
-    Falls back to all voxels when none is non-zero.
+    Falls back to all voxels when none is non-zero. Whole-number volumes (any CT or MRI read from
+    an integer file) take one histogram pass instead of a copy and a partition (~5x faster), with
+    numpy's interpolation, so the values are exactly ``np.percentile``'s.
     """
     if not 0 <= low < high <= 100:
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, found low={low}, high={high}")
     values = np.asarray(volume)
+    hist = _integer_histogram(values)
+    if hist is not None:
+        start, counts = hist
+        if nonzero and start <= 0 < start + counts.size and counts.sum() > counts[-start]:
+            counts[-start] = 0
+        cumulative = np.cumsum(counts)
+
+        def sorted_at(index: np.ndarray) -> np.ndarray:
+            return start + np.searchsorted(cumulative, index, side="right")
+
+        lo, hi = _lerp_like_numpy(sorted_at, int(cumulative[-1]), np.true_divide([low, high], 100), values.dtype)
+        return lo, hi
     if nonzero:
         body = values[values != 0]
         values = body if body.size else values.reshape(-1)
