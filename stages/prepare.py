@@ -54,6 +54,8 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.dataset.prepare import Task, outcomes_in_order, save_pictures, summarize, write_json
     from pipeline.dataset.prepared import DatasetInfo, mask_encoding, write_info, write_manifest
 
+    workers = min(jobs, len(refs) or 1)
+    options["threads"] = max(1, jobs // workers)  # cores no subject worker takes: encode on threads
     with atomic_dir(args.out, inputs=[args.raw]) as tmp:
         for name in SPLITS:
             (tmp / name / "images").mkdir(parents=True)
@@ -61,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
         tasks = [Task(reader.__name__, r, prep.get("reader", {}), assignment[r.subject_id], str(tmp),
                       str(args.raw), options) for r in refs]
         outcomes = []
-        with outcomes_in_order(tasks, jobs=min(jobs, len(tasks) or 1)) as results:
+        with outcomes_in_order(tasks, jobs=workers) as results:
             for outcome in tqdm(results, total=len(tasks), desc=f"prepare@{key}", unit="subject"):
                 if outcome.error and on_error == "fail":  # leaving the loop cancels the subjects not started
                     path, _, problem = outcome.error.partition(": ")

@@ -154,3 +154,20 @@ def test_files_without_the_preamble_give_a_clear_error(tmp_path: Path) -> None:
     with pytest.raises(DatasetError, match=r"bare: SimpleITK could not read the series.*preamble") as err:
         read_series(tmp_path / "bare")
     assert err.value.path.endswith("bare")
+
+
+def test_volume_is_simpleitks_buffer_not_a_second_copy(tmp_path: Path) -> None:
+    import gc
+
+    import SimpleITK as sitk
+
+    stored = (np.arange(np.prod(SHAPE)) % 2000 + 24).astype(np.uint16).reshape(SHAPE)
+    _write(tmp_path, stored)
+    hu, _, _, _ = read_series(tmp_path)
+    base = hu
+    while isinstance(base, np.ndarray) and base.base is not None:  # views down to what owns the pixels
+        base = base.base
+    assert isinstance(getattr(base, "image", None), sitk.Image)  # no copy: the array holds the image
+    gc.collect()  # the image lives as long as the array: no dangling view
+    np.testing.assert_array_equal(hu, stored[::-1, ::-1, :].astype(np.float32) - 1024)
+    hu[0, 0, 0] = 5.0  # writable, like the copy it replaces

@@ -218,3 +218,53 @@ def test_affine_that_points_no_axis_anywhere_is_a_corrupt_header(tmp_path):
     path = write(tmp_path / "s.nii", marker_volume(), affine)
     with pytest.raises(DatasetError, match=r"s\.nii: corrupt NIfTI header: affine .* maps no axis to a direction"):
         load_volume(path)
+
+
+# --- loading internals: isal gzip with plain-gzip fallback, memory-mapped .nii --------------------
+
+
+def test_gzip_is_read_through_isal_with_plain_gzip_fallback_giving_the_same_volume(tmp_path, monkeypatch):
+    from isal import igzip
+    from nibabel.openers import ImageOpener
+
+    from pipeline.formats import nifti
+
+    data = np.random.default_rng(1).integers(-1000, 2000, (40, 30, 7)).astype(np.int16)
+    path = write(tmp_path / "v.nii.gz", data, np.diag([-0.8, -0.8, 2.0, 1.0]))  # LPS: flipped on load
+    with ImageOpener(str(path)) as f:
+        assert isinstance(f.fobj, igzip.IGzipFile)
+    fast = load_volume(path)
+    monkeypatch.setattr(nifti, "igzip", None)
+    with ImageOpener(str(path)) as f:
+        assert not isinstance(f.fobj, igzip.IGzipFile)
+    plain = load_volume(path)
+    assert fast.array.tobytes() == plain.array.tobytes() and np.array_equal(fast.affine, plain.affine)
+    assert np.array_equal(fast.array, data[::-1, ::-1].astype(np.float32))
+    blob = path.read_bytes()
+    path.write_bytes(blob[: len(blob) // 2])
+    with pytest.raises(DatasetError, match=r"v\.nii\.gz: truncated or damaged"):
+        load_volume(path)
+
+
+def test_gzip_writes_stay_nibabels_byte_for_byte(tmp_path):
+    import pipeline.formats.nifti  # noqa: F401  (registers the isal reader)
+
+    data = np.arange(24, dtype=np.int16).reshape(2, 3, 4)
+    write(tmp_path / "a.nii.gz", data, ras_affine())
+    header = nib.Nifti1Image(data, ras_affine())
+    header.set_qform(ras_affine(), code=1)
+    header.set_sform(ras_affine(), code=1)
+    expected = gzip.compress(header.to_bytes(), compresslevel=1, mtime=0)
+    assert gzip.decompress((tmp_path / "a.nii.gz").read_bytes()) == gzip.decompress(expected)
+    assert (tmp_path / "a.nii.gz").read_bytes()[10:] == expected[10:]  # same deflate stream (header flags aside)
+
+
+def test_uncompressed_nii_is_mapped_but_the_arrays_do_not_follow_the_file(tmp_path):
+    image = write(tmp_path / "i.nii", np.full(SHAPE, 5, np.float32), ras_affine())
+    label = write(tmp_path / "l.nii", np.ones(SHAPE, np.uint8), ras_affine())
+    vol, lab = load_volume(image), load_label_volume(label, allowed_labels=(0, 1))
+    assert not isinstance(vol.array, np.memmap) and not isinstance(lab.array, np.memmap)
+    write(image, np.full(SHAPE, 9, np.float32), ras_affine())  # same size, rewritten in place
+    write(label, np.zeros(SHAPE, np.uint8), ras_affine())
+    assert (vol.array == 5).all() and (lab.array == 1).all()
+    vol.array[0, 0, 0] = 1  # ours to change

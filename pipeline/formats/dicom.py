@@ -80,6 +80,22 @@ def sitk_affine(image: sitk.Image) -> np.ndarray:
     return LPS_TO_RAS @ lps
 
 
+class _SitkBuffer:
+    """Lends SimpleITK's pixel buffer to numpy and keeps its image alive as the array's base, so the
+    volume is not copied a second time (``GetArrayViewFromImage`` alone leaves a dangling view)."""
+
+    def __init__(self, image: sitk.Image) -> None:
+        self.image = image
+        interface = dict(sitk.GetArrayViewFromImage(image).__array_interface__)
+        interface["data"] = (interface["data"][0], False)  # writable, as the copy was: the image is ours alone
+        self.__array_interface__ = interface
+
+
+def _owning_view(image: sitk.Image) -> np.ndarray:
+    """``image``'s pixels as a ``(Z, Y, X)`` array sharing its buffer and owning the image."""
+    return np.asarray(_SitkBuffer(image))
+
+
 def read_series(
     folder: Path, *, modality: str | None = "CT", spacing_tolerance: float = 0.1, max_bytes: int = MAX_VOLUME_BYTES,
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], dict[str, Any]]:
@@ -151,13 +167,10 @@ def read_series(
             bare = f.read(132)[128:] != b"DICM"
         hint = "; its files lack the 128-byte DICOM preamble: save them again with one" if bare else ""
         raise DatasetError(folder, f"SimpleITK could not read the series: {str(err).strip()[:300]}{hint}") from err
-    array = np.transpose(sitk.GetArrayViewFromImage(image), (2, 1, 0))
+    array = np.transpose(_owning_view(image), (2, 1, 0))
     affine = sitk_affine(image)
     stored = "".join(ornts.aff2axcodes(affine))
-    array, affine = canonical(array, affine)
-    # a copy (SimpleITK's buffer can go) in memory order, not C order: keeps each axial slice one
-    # contiguous block, as display_stack wants it (a C-order copy is a 0.9 s transpose at 512x512x300)
-    array = np.array(array, dtype=np.float32, order="K")
+    array, affine = canonical(array, affine)  # views: each axial slice stays one contiguous block
     spacing = tuple(round(float(s), 6) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
     first = headers[0]
     meta = {
