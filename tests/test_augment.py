@@ -189,6 +189,24 @@ def test_check_mask_values_refuses_invented_labels_and_resizes():
         check_mask_values(mask, mask[:4], where="m.png")
 
 
+def test_label_check_by_compare_and_count_agrees_with_the_histogram():
+    from pipeline.dataset.augment import _holds_only, _label_values, allowed_mask_values
+
+    rng = np.random.default_rng(0)
+    for trial in range(200):
+        labels = rng.choice(256, size=int(rng.integers(1, 6)), replace=False)
+        before = rng.choice(labels, size=(24, 20)).astype(np.uint8)
+        after = rng.choice(np.append(labels, rng.integers(0, 256, 2)), size=(24, 20)).astype(np.uint8)
+        allowed = allowed_mask_values(before)
+        assert allowed == _label_values(before) | {0}
+        assert _holds_only(after, allowed) == (_label_values(after) <= allowed)
+        if _label_values(after) <= allowed:
+            check_mask_values(before, after, where="m.png", allowed=allowed)
+        else:
+            with pytest.raises(DatasetError, match="not in the source mask"):
+                check_mask_values(before, after, where="m.png", allowed=allowed)
+
+
 def test_linear_mask_resize_would_be_caught():
     """The guard catches what bilinear mask warping does (the seeds' bug)."""
     _, mask = scene()
