@@ -33,7 +33,8 @@ def write_ct(folder: Path, name: str, slices: int, seed: int = 0) -> tuple[Path,
     x, y = np.ogrid[:512, :512]
     body = ((x - 256) / 200.0) ** 2 + ((y - 256) / 160.0) ** 2 <= 1
     organ = ((x - 230) / 40.0) ** 2 + ((y - 280) / 25.0) ** 2 <= 1
-    hu = np.where(body, 40, -1000).astype(np.int16)[..., None] + rng.integers(-30, 30, (512, 512, slices), dtype=np.int16)
+    noise = rng.integers(-30, 30, (512, 512, slices), dtype=np.int16)
+    hu = np.where(body, 40, -1000).astype(np.int16)[..., None] + noise
     hu[organ] += 80
     label = np.repeat(organ[..., None], slices, axis=2).astype(np.uint8)
     affine = np.diag([-0.8, -0.8, 2.0, 1.0])  # LPS-stored, as DICOM-derived CT usually is
@@ -160,7 +161,8 @@ def main(argv: list[str] | None = None) -> None:
         res = subprocess.run([sys.executable, "-m", "benchmarks.prepare_bench", "--peak", str(image), str(label),
                               str(tmp / "pk")], cwd=ROOT, capture_output=True, text=True, check=True)
         mb, written = res.stdout.split()
-        print(f"  peak memory, 512x512x{args.peak_slices} volume in one process: {mb} MB for {written} pairs (aim < 1536)")
+        print(f"  peak memory, 512x512x{args.peak_slices} volume in one process: {mb} MB for {written} pairs "
+              "(aim < 1536)")
 
 
 if __name__ == "__main__":

@@ -23,6 +23,7 @@ from tqdm import tqdm
 
 from pipeline.dataset.prepared import list_pairs, read_info, subjects_by_stem
 from pipeline.errors import DatasetError
+from pipeline.slices.png import encode_png
 from pipeline.workers import ordered_results
 
 __all__ = [
@@ -350,8 +351,11 @@ def _augment_file(
         except (ValueError, TypeError) as err:
             return [], [f"{image_path}: augmenting failed: {err}"]
         for kind, array in (("images", aug_image), ("masks", aug_mask)):
-            if not cv2.imwrite(str(out / "train" / kind / name), array):
-                return [], [f"{out / 'train' / kind / name}: could not write the PNG (disk full or read-only?)"]
+            try:
+                (out / "train" / kind / name).write_bytes(encode_png(array))
+            except OSError as err:
+                where = out / "train" / kind / name
+                return [], [f"{where}: could not write the PNG ({err.strerror}); is the disk full or read-only?"]
         rows.append({
             "image": f"train/images/{name}", "mask": f"train/masks/{name}",
             "source_image": f"train/images/{image_path.name}", "source_mask": f"train/masks/{mask_path.name}",

@@ -21,6 +21,7 @@ from pipeline.dataset.integrity import constant_image, summarise, summarise_subj
 from pipeline.dataset.prepared import pair_paths, slice_stem
 from pipeline.slices.intensity import to_uint8
 from pipeline.slices.masks import check_labels, encoding_lut
+from pipeline.slices.png import encode_png
 from pipeline.slices.resize import Placement, fit_to_square
 from pipeline.slices.slicing import display_spacing, display_stack, foreground_per_slice
 from pipeline.dataset.split import unit_hash
@@ -56,14 +57,6 @@ class PreparedSubject:
 def keep_empty_slice(seed: int, subject_id: str, slice_index: int, fraction: float) -> bool:
     """Seeded per-slice draw: the same answer whatever the worker or processing order."""
     return fraction > 0 and unit_hash("keep-empty", seed, subject_id, slice_index) < fraction
-
-
-def encode_png(array: np.ndarray) -> bytes:
-    """PNG bytes with OpenCV's default settings (lossless, deterministic)."""
-    ok, buf = cv2.imencode(".png", array)
-    if not ok:
-        raise RuntimeError(f"cv2.imencode failed for an array of shape {array.shape}")
-    return buf.tobytes()
 
 
 def _check_subject(subject: Subject, num_classes: int) -> None:

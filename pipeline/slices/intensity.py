@@ -85,7 +85,9 @@ def _integer_histogram(values: np.ndarray) -> tuple[int, np.ndarray] | None:
     return low, counts
 
 
-def _lerp_like_numpy(sorted_at: Callable[[np.ndarray], np.ndarray], n: int, q: np.ndarray, dtype: np.dtype) -> list[float]:
+def _lerp_like_numpy(
+    sorted_at: Callable[[np.ndarray], np.ndarray], n: int, q: np.ndarray, dtype: np.dtype
+) -> list[float]:
     """``np.percentile(..., method="linear")`` from the order statistics it would pick, with numpy's
     own arithmetic (virtual index ``(n - 1) * q``, ``_lerp``), so the result is bit for bit the same."""
     virtual = (n - 1) * q
