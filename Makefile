@@ -30,6 +30,8 @@ test-fast: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.prepare_bench
 	$(BIN)/python -m benchmarks.augment_bench
+	$(BIN)/python -m benchmarks.dvc_bench
+	$(BIN)/python -m benchmarks.train_input_bench
 	$(BIN)/python -m benchmarks.cli_bench
 
 figures: $(STAMP)
