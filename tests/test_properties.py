@@ -203,6 +203,8 @@ whole_arrays = st.one_of(
     hnp.arrays(st.sampled_from([np.int16, np.uint8, np.int32]), hnp.array_shapes(min_dims=1, max_dims=3, max_side=12),
                elements=st.integers(0, 255)),
     hnp.arrays(np.int16, hnp.array_shapes(min_dims=1, max_dims=3, max_side=12)),  # the full int16 range
+    hnp.arrays(np.int32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=12),
+               elements=st.integers(-400_000, 400_000)),  # wider than 16 bits: np.bincount
     hnp.arrays(np.float32, hnp.array_shapes(min_dims=1, max_dims=3, max_side=12),
                elements=st.integers(-3000, 3000).map(float)),  # MRI/CT read from an integer file
 )

@@ -181,8 +181,9 @@ def load_volume(path: Path | str, *, max_bytes: int = MAX_VOLUME_BYTES) -> Volum
     path = Path(path)
     stored, affine, orientation = _read(path, max_bytes)
     data = _own(stored.astype(np.float32, copy=False))
+    whole = stored.dtype.kind in "ui"  # integers read from the file: finite, no check needed
     del stored
-    if data.dtype.kind == "f" and not np.isfinite(data.min() + data.max()):  # NaN or Inf propagate
+    if not whole and not np.isfinite(data.min() + data.max()):  # NaN or Inf propagate
         bad = int(data.size - np.count_nonzero(np.isfinite(data)))
         raise DatasetError(path, f"{bad} voxels are NaN or Inf: expected finite intensities; fix or replace them")
     return Volume(data, affine, _spacing(affine), orientation)
