@@ -25,6 +25,7 @@ import numpy as np
 
 from benchmarks.machine import two_process_capacity
 from pipeline.dataset.augment import augment_set, sample_seed
+from pipeline.dataset.prepared import DatasetInfo, write_info
 from stages.schema import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -52,6 +53,8 @@ def write_set(root: Path, pairs: int) -> list[tuple[str, np.ndarray, np.ndarray]
         cv2.imwrite(str(root / "train" / "images" / f"{stem}.png"), image)
         cv2.imwrite(str(root / "train" / "masks" / f"{stem}.png"), mask)
         samples.append((stem, image, mask))
+    write_info(root, DatasetInfo(num_classes=1, channels=1, mask_encoding="binary_0_255", image_size=512,
+                                 slice_axis=2))
     return samples
 
 
