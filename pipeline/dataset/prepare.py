@@ -84,8 +84,8 @@ def prepare_subject(
     A slice is kept when its source mask has at least ``min_foreground_pixels`` foreground pixels,
     or, being empty, when its seeded draw falls under ``keep_empty_fraction``; the others are
     counted under ``dropped["below_min_foreground"]``. Raises DatasetError for unusable input.
-    Slices are resized and encoded on ``threads`` threads (OpenCV releases the GIL), so one subject
-    uses several cores; the records and their bytes are the same for any count.
+    Slices are resized and encoded on ``threads`` threads (OpenCV, numpy and isal release the GIL),
+    so one subject uses several cores; the records and their bytes are the same for any count.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, found {channels}")
