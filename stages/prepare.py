@@ -44,15 +44,23 @@ def main(argv: list[str] | None = None) -> None:
         raise UsageError(f"{where}.intensity: {err}") from None
     reader = get_reader(key)
     refs = sorted(reader.discover(args.raw, **prep.get("reader", {})), key=lambda r: r.subject_id)
+    # matplotlib and the readers' libraries: only once the flags are read, so --help stays fast
+    from pipeline.dataset.prepare import Outcome, Task, outcomes_in_order, save_pictures, summarize, write_json
+    from pipeline.dataset.prepared import DatasetInfo, mask_encoding, write_info, write_manifest
+
+    # per-subject problems found while listing (e.g. a label without its series): out before splitting
+    unreadable = [Outcome(r.subject_id, "", error=r.problem) for r in refs if r.problem]
+    if unreadable and on_error == "fail":
+        path, _, problem = unreadable[0].error.partition(": ")
+        raise DatasetError(path, problem)
+    refs = [r for r in refs if not r.problem]
+    pins = reader.pinned_splits(refs, **prep.get("reader", {})) if hasattr(reader, "pinned_splits") else {}
     try:
-        assignment = assign_splits([r.subject_id for r in refs], split, seed=split_seed)
+        assignment = assign_splits([r.subject_id for r in refs], split, seed=split_seed, pinned=pins)
     except ValueError as err:
         raise UsageError(f"{where}.split: {err}") from None
     if len(assignment) != len(refs):
         raise DatasetError(args.raw, "two subjects share one id; expected unique subject ids")
-    # matplotlib and the readers' libraries: only once the flags are read, so --help stays fast
-    from pipeline.dataset.prepare import Task, outcomes_in_order, save_pictures, summarize, write_json
-    from pipeline.dataset.prepared import DatasetInfo, mask_encoding, write_info, write_manifest
 
     workers = min(jobs, len(refs) or 1)
     options["threads"] = max(1, jobs // workers)  # cores no subject worker takes: encode on threads
@@ -62,7 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             (tmp / name / "masks").mkdir(parents=True)
         tasks = [Task(reader.__name__, r, prep.get("reader", {}), assignment[r.subject_id], str(tmp),
                       str(args.raw), options) for r in refs]
-        outcomes = []
+        outcomes = list(unreadable)
         with outcomes_in_order(tasks, jobs=workers) as results:
             for outcome in tqdm(results, total=len(tasks), desc=f"prepare@{key}", unit="subject"):
                 if outcome.error and on_error == "fail":  # leaving the loop cancels the subjects not started
@@ -77,6 +85,7 @@ def main(argv: list[str] | None = None) -> None:
             mask_encoding=mask_encoding(num_classes=classes, rgb_map=options.get("rgb_map")),
             slice_axis=int(options.get("axis", 2))))
         stats = summarize(outcomes, assignment, SPLITS)
+        stats["pinned_splits"] = dict(sorted(pins.items()))  # subjects the reader fixed to a split
         stats["notes"] = reader.notes(args.raw) if hasattr(reader, "notes") else []  # e.g. unused files
         write_json(tmp / "stats.json", stats)
         write_json(tmp / "geometry.json", {o.subject_id: o.geometry for o in outcomes if o.geometry})

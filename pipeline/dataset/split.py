@@ -62,23 +62,66 @@ def count_bounds(n: int, ratios: Mapping[str, float]) -> dict[str, tuple[int, in
     return {name: (low[name], high[name]) for name in ratios}
 
 
-def assign_splits(subject_ids: Iterable[str], ratios: Mapping[str, float], *, seed: int) -> dict[str, str]:
-    """Map each subject id to a split name; returned in sorted subject order."""
+def pinned_bounds(n: int, ratios: Mapping[str, float], pinned_counts: Mapping[str, int]) -> dict[str, tuple[int, int]]:
+    """Allowed (min, max) subjects per split when some subjects are pinned.
+
+    A split whose pinned subjects already reach its share takes no other subject (its bounds are its
+    pinned count); the subjects left are shared among the other splits by their ratios, renormalised.
+    Without pins this is :func:`count_bounds`.
+    """
+    full: dict[str, int] = {}
+    while True:
+        rest = n - sum(full.values())
+        open_ = {s: r for s, r in ratios.items() if s not in full}
+        total = sum(open_.values())
+        share = {s: (r / total if total > 0 else 0.0) for s, r in open_.items()}
+        newly = {s for s in open_ if pinned_counts.get(s, 0) and pinned_counts[s] >= rest * share[s]}
+        if not newly:
+            break
+        full.update({s: pinned_counts[s] for s in newly})
+    bounds = count_bounds(rest, share) if share and total > 0 else {}
+    out = {}
+    for name in ratios:
+        if name in full:
+            out[name] = (full[name], full[name])
+        else:
+            low, high = bounds.get(name, (0, 0))
+            pins = pinned_counts.get(name, 0)
+            out[name] = (max(low, pins), max(high, pins))
+    return out
+
+
+def assign_splits(
+    subject_ids: Iterable[str], ratios: Mapping[str, float], *, seed: int, pinned: Mapping[str, str] | None = None
+) -> dict[str, str]:
+    """Map each subject id to a split name; returned in sorted subject order.
+
+    ``pinned`` fixes subjects to a split (e.g. a publisher's official test cases); pins of subjects
+    not in ``subject_ids`` are ignored. The other subjects are drawn and balanced around them as
+    usual, so the split counts stay within one subject of the ratios where the pins allow it.
+    """
     ratios = check_ratios(ratios)
     ids = sorted(set(subject_ids))
+    pins = {s: str(v) for s, v in (pinned or {}).items() if s in set(ids)}
+    unknown = sorted({v for v in pins.values() if v not in ratios})
+    if unknown:
+        raise ValueError(f"subjects pinned to unknown split(s) {unknown}; expected one of {', '.join(ratios)}")
     intervals: dict[str, tuple[float, float]] = {}
     start = 0.0
     for name, r in ratios.items():
         intervals[name] = (start, start + r)
         start += r
-    names = [n for n, r in ratios.items() if r > 0]
+    names = [n for n, r in ratios.items() if r > 0 or n in pins.values()]
     u = {s: unit_hash("split", seed, s) for s in ids}
     assignment = {s: next((n for n in names if intervals[n][0] <= u[s] < intervals[n][1]), names[-1]) for s in ids}
+    assignment.update(pins)
 
-    bounds = count_bounds(len(ids), ratios)
+    pinned_counts = {name: sum(1 for v in pins.values() if v == name) for name in ratios}
+    bounds = pinned_bounds(len(ids), ratios, pinned_counts)
     count = {name: 0 for name in ratios}
     for name in assignment.values():
         count[name] += 1
+    movable = [s for s in ids if s not in pins]
 
     def distance(subject: str, name: str) -> float:
         lo, hi = intervals[name]
@@ -93,10 +136,10 @@ def assign_splits(subject_ids: Iterable[str], ratios: Mapping[str, float], *, se
             donors, takers = [n for n in names if count[n] > bounds[n][0]], under
         else:
             return assignment
-        subject, taker = min(
-            ((s, t) for s in ids if assignment[s] in donors for t in takers),
-            key=lambda st: (distance(*st), st),
-        )
+        choices = [(s, t) for s in movable if assignment[s] in donors for t in takers]
+        if not choices:
+            return assignment
+        subject, taker = min(choices, key=lambda st: (distance(*st), st))
         count[assignment[subject]] -= 1
         count[taker] += 1
         assignment[subject] = taker

@@ -29,7 +29,9 @@ _HEADER_TAGS = [
     "Modality", "ImageOrientationPatient", "ImagePositionPatient", "SeriesInstanceUID", "StudyInstanceUID",
     "PatientID", "RescaleSlope", "RescaleIntercept", "SeriesDescription", "InstanceNumber",
     "Rows", "Columns", "BitsAllocated", "NumberOfFrames", "SOPClassUID", "GantryDetectorTilt",
+    "PhotometricInterpretation", "SliceThickness", "SpacingBetweenSlices",
 ]
+GREY = ("MONOCHROME1", "MONOCHROME2")
 LPS_TO_RAS = np.diag([-1.0, -1.0, 1.0, 1.0])
 
 
@@ -98,6 +100,7 @@ def _owning_view(image: sitk.Image) -> np.ndarray:
 
 def read_series(
     folder: Path, *, modality: str | None = "CT", spacing_tolerance: float = 0.1, max_bytes: int = MAX_VOLUME_BYTES,
+    stored_as_hu: bool = False,
 ) -> tuple[np.ndarray, np.ndarray, tuple[float, float, float], dict[str, Any]]:
     """Read the single DICOM series in ``folder``.
 
@@ -111,13 +114,19 @@ def read_series(
             the median gap, as a fraction of it (a larger one means a missing slice).
         max_bytes: largest volume to load, in bytes as float32 (see ``nifti.check_volume_size``),
             checked from the headers before any pixel is read.
+        stored_as_hu: the series stores HU directly and carries no RescaleSlope/RescaleIntercept
+            (some re-exports); without it a CT series lacking them is refused, because its stored
+            values may be HU + 1024 and would come out 1024 HU too bright.
 
     Returns:
         ``(image, affine, spacing, meta)``: float32 ``(X, Y, Z)`` array in RAS+ canonical
         orientation, its 4x4 RAS+ affine in mm, ``(sx, sy, sz)`` in mm, and ``meta`` with the
         series' ``orientation`` as stored (axis codes, e.g. ``"LPS"``), UIDs, patient id,
-        modality, rescale, the slice files in position order and ``ignored_files``, the names
-        of the non-slice files beside them (README, DICOMDIR...).
+        modality, rescale, the slice files and their InstanceNumbers in position order,
+        ``ignored_files`` (the names of the non-slice files beside them: README, DICOMDIR...), the
+        ``stored_affine`` (before RAS+ reorientation) and ``spacing_unknown``: the canonical axes
+        whose spacing the header does not really give (no SliceThickness or SpacingBetweenSlices:
+        positions may then be in slice units, not mm).
 
     Raises:
         DatasetError: no DICOM files, several series, unreadable or cut-short files, wrong
@@ -157,6 +166,7 @@ def read_series(
     _check_frames(names, headers)
     _check_sizes(folder, names, headers, max_bytes=max_bytes)  # before geometry: an odd-sized scout names itself
     _check_headers(folder, names, headers, modality=modality, spacing_tolerance=spacing_tolerance)
+    _check_pixels(folder, names, headers, modality=modality, stored_as_hu=stored_as_hu)
 
     reader.SetFileNames([str(n) for n in names])
     reader.SetOutputPixelType(sitk.sitkFloat32)
@@ -169,6 +179,7 @@ def read_series(
         raise DatasetError(folder, f"SimpleITK could not read the series: {str(err).strip()[:300]}{hint}") from err
     array = np.transpose(_owning_view(image), (2, 1, 0))
     affine = sitk_affine(image)
+    stored_affine, stored_shape = affine, tuple(int(n) for n in array.shape)
     stored = "".join(ornts.aff2axcodes(affine))
     array, affine = canonical(array, affine)  # views: each axial slice stays one contiguous block
     spacing = tuple(round(float(s), 6) for s in np.sqrt((affine[:3, :3] ** 2).sum(axis=0)))
@@ -184,6 +195,10 @@ def read_series(
         "rescale_intercept": float(first.get("RescaleIntercept", 0.0)),
         "files": tuple(str(n) for n in names),
         "ignored_files": tuple(p.name for p in clutter_files(folder)),
+        "instance_numbers": tuple(_instance_number(h) for h in headers),
+        "stored_affine": stored_affine,
+        "stored_shape": stored_shape,  # (columns, rows, slices) as read, before RAS+ reorientation
+        "spacing_unknown": _unknown_spacing_axes(headers, stored_affine),
     }
     return array, affine, spacing, meta
 
@@ -213,6 +228,46 @@ def _check_sizes(folder: Path, names: list[Path], headers: list[pydicom.Dataset]
             "remove the odd files (a scout or localizer?) or download the series again")
     bits = max(int(h.get("BitsAllocated", 16) or 16) for h in headers)
     check_volume_size(folder, (usual[1], usual[0], len(names)), f"u{max(1, bits // 8)}", max_bytes=max_bytes)
+
+
+def _present(header: pydicom.Dataset, tag: str) -> bool:
+    """The tag is there with a value (a blank ``SliceThickness`` counts as absent)."""
+    value = header.get(tag)
+    return value is not None and str(value).strip() != ""
+
+
+def _instance_number(header: pydicom.Dataset) -> int | None:
+    return int(header.InstanceNumber) if _present(header, "InstanceNumber") else None
+
+
+def _unknown_spacing_axes(headers: list[pydicom.Dataset], stored_affine: np.ndarray) -> tuple[int, ...]:
+    """Canonical axes whose spacing is not given in mm: the slice axis when no slice carries a
+    SliceThickness or SpacingBetweenSlices (positions are then all there is, and some exports
+    write them in slice units)."""
+    if any(_present(h, "SliceThickness") or _present(h, "SpacingBetweenSlices") for h in headers):
+        return ()
+    slice_axis = int(ornts.io_orientation(stored_affine)[2, 0])
+    return (slice_axis,)
+
+
+def _check_pixels(folder: Path, names: list[Path], headers: list[pydicom.Dataset], *, modality: str | None,
+                  stored_as_hu: bool) -> None:
+    """Refuse colour slices in a CT series and CT whose conversion to HU is missing or mixed."""
+    colour = [(n, h.get("PhotometricInterpretation")) for n, h in zip(names, headers)
+              if _present(h, "PhotometricInterpretation") and str(h.PhotometricInterpretation) not in GREY]
+    if colour and modality == "CT":
+        raise DatasetError(colour[0][0], f"PhotometricInterpretation {colour[0][1]} ({len(colour)} of {len(names)} "
+                                         f"files): expected MONOCHROME1/2 greyscale CT; a colour series (screen "
+                                         "capture, secondary capture) holds no HU: leave it out of the CT folder")
+    has = [_present(h, "RescaleSlope") and _present(h, "RescaleIntercept") for h in headers]
+    if any(has) and not all(has):
+        odd = names[has.index(False)]
+        raise DatasetError(odd, f"no RescaleSlope/RescaleIntercept here but {sum(has)} of {len(names)} slices of "
+                                f"{folder.name} have them: expected every slice or none; re-export the series")
+    if modality == "CT" and not any(has) and not stored_as_hu:
+        raise DatasetError(names[0], "no RescaleSlope/RescaleIntercept in any slice: cannot tell HU from stored "
+                                     "values (often HU + 1024); if this series stores HU directly set "
+                                     "prepare.reader.stored_as_hu: true, else re-export it with the rescale tags")
 
 
 def _check_headers(

@@ -122,8 +122,11 @@ def _open(path: Path) -> nib.Nifti1Image:
     return img
 
 
-def _read(path: Path, max_bytes: int = MAX_VOLUME_BYTES) -> tuple[np.ndarray, np.ndarray, str]:
-    """Stored data (scaled, native dtype) in canonical order, canonical affine, stored axis codes."""
+def _read(path: Path, max_bytes: int = MAX_VOLUME_BYTES, *,
+          as_stored: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
+    """Stored data (scaled, native dtype) in canonical order, canonical affine, stored axis codes
+    (``as_stored``: the data and affine as the file stores them, for sources whose published
+    convention is in array axes rather than in the header's geometry)."""
     img = _open(Path(path))
     shape = img.shape
     if any(int(n) <= 0 for n in shape):
@@ -144,7 +147,7 @@ def _read(path: Path, max_bytes: int = MAX_VOLUME_BYTES) -> tuple[np.ndarray, np
                                  "a direction; fix the qform/sform")
     orientation = "".join(codes)
     try:
-        canon = nib.as_closest_canonical(img)
+        canon = img if as_stored else nib.as_closest_canonical(img)
         data = np.asanyarray(canon.dataobj)
     except HeaderDataError as exc:
         raise DatasetError(path, f"corrupt NIfTI header ({exc}); re-download or re-export the file") from exc
@@ -202,8 +205,13 @@ def _unexpected_labels(data: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarra
     return np.unique(data[bad]), int(bad.sum())
 
 
-def load_label_volume(path: Path | str, *, allowed_labels: Iterable[int], max_bytes: int = MAX_VOLUME_BYTES) -> Volume:
-    """Read a label volume as uint8 class indices in RAS+ canonical ``(X, Y, Z)`` order.
+ANY_LABEL = range(256)  # readers pass every class on; prepare checks them against prepare.num_classes
+
+
+def load_label_volume(path: Path | str, *, allowed_labels: Iterable[int], max_bytes: int = MAX_VOLUME_BYTES,
+                      as_stored: bool = False) -> Volume:
+    """Read a label volume as uint8 class indices in RAS+ canonical ``(X, Y, Z)`` order
+    (``as_stored``: in the file's own axis order, with its stored affine).
 
     Float masks holding whole numbers (e.g. 0.0/1.0) are accepted.
 
@@ -215,7 +223,7 @@ def load_label_volume(path: Path | str, *, allowed_labels: Iterable[int], max_by
     allowed = np.array(sorted({int(v) for v in allowed_labels}))
     if allowed.size == 0 or allowed.min() < 0 or allowed.max() > 255:
         raise ValueError(f"allowed_labels must be integers in 0..255, got {allowed.tolist()}")
-    data, affine, orientation = _read(path, max_bytes)
+    data, affine, orientation = _read(path, max_bytes, as_stored=as_stored)
     if np.issubdtype(data.dtype, np.floating) and not np.isfinite(data).all():
         raise DatasetError(path, "label volume holds NaN or Inf: expected integer class labels")
     values, n_bad = _unexpected_labels(data, allowed)
@@ -225,9 +233,15 @@ def load_label_volume(path: Path | str, *, allowed_labels: Iterable[int], max_by
         raise DatasetError(
             path,
             f"{kind} label values {shown} in {n_bad} voxels: expected only "
-            f"{allowed.tolist()}; is this an image instead of a mask, or a multi-class mask?",
+            f"{_labels_text(allowed)}; is this an image instead of a mask?",
         )
     return Volume(_own(data.astype(np.uint8, copy=False)), affine, _spacing(affine), orientation)
+
+
+def _labels_text(allowed: np.ndarray) -> str:
+    if allowed.size > 3 and np.array_equal(allowed, np.arange(allowed[-1] + 1)):
+        return f"whole numbers 0..{int(allowed[-1])}"
+    return str(allowed.tolist())
 
 
 def check_same_grid(

@@ -1,4 +1,10 @@
-"""TCIA Pancreas-CT: one DICOM CT series per patient, paired with label<nnnn>.nii.gz by geometry."""
+"""TCIA Pancreas-CT: one DICOM CT series per patient, paired with ``label<nnnn>.nii(.gz)`` by case number.
+
+Label and series are checked against each other: by geometry when the label's header describes the
+series' grid, else by the published convention (the label slice is the DICOM slice transposed,
+``label[col, row, k]`` holding the slice whose InstanceNumber is ``k + 1``), which is how the TCIA
+labels are used by the public loaders; a label that fits neither is refused.
+"""
 
 from __future__ import annotations
 
@@ -7,11 +13,15 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Literal
 
-from pipeline.formats.dicom import dicom_files, is_slice_file, read_series
-from pipeline.formats.discover import SKIPPED_DIRS
+import nibabel as nib
+import numpy as np
+
 from pipeline.errors import DatasetError
-from pipeline.formats.nifti import MAX_VOLUME_BYTES, check_same_grid, load_label_volume
+from pipeline.formats.dicom import canonical, dicom_files, is_slice_file, read_series
+from pipeline.formats.discover import SKIPPED_DIRS
+from pipeline.formats.nifti import ANY_LABEL, MAX_VOLUME_BYTES, check_same_grid, load_label_volume
 from pipeline.sources.subject import Subject, SubjectRef
 
 PATIENT_RE = re.compile(r"^PANCREAS_(\d{4})$", re.IGNORECASE)
@@ -20,6 +30,7 @@ LAYOUT = (
     "Pancreas-CT/PANCREAS_0001/<study>/<series>/1-001.dcm ... and "
     "TCIA_pancreas_labels-02-05-2017/label0001.nii.gz"
 )
+PAIRINGS = ("auto", "geometry", "published")
 
 
 @dataclass(frozen=True)
@@ -29,6 +40,10 @@ class Options:
     exclude: tuple[int, ...] = ()  # case numbers to leave out (TCIA: 25 and 70 duplicate other cases)
     grid_tolerance: float = 0.01  # largest CT/label grid difference accepted
     max_volume_bytes: int = MAX_VOLUME_BYTES  # refuse a volume larger than this in memory (float32), from its header
+    stored_as_hu: bool = False  # the series stores HU without RescaleSlope/RescaleIntercept
+    # auto: the label header's geometry, else the published convention (label slice k = the DICOM with
+    # InstanceNumber k + 1, transposed); geometry or published: only that one
+    label_pairing: Literal["auto", "geometry", "published"] = "auto"
 
 
 def _walk(raw: Path) -> Iterable[tuple[Path, list[str], list[str]]]:
@@ -42,13 +57,26 @@ def _series_folders(patient: Path) -> list[Path]:
     return [root for root, _, _ in _walk(patient) if dicom_files(root)]
 
 
-def discover(raw: Path, *, exclude: Iterable[int] = (), **_: object) -> list[SubjectRef]:
+def _depth_problem(series: Path, label: Path) -> str | None:
+    """Label depth against the number of DICOM files, from the headers only (cheap, before splitting)."""
+    try:
+        shape = nib.load(label).shape
+    except Exception:  # noqa: BLE001  (a damaged label is reported, with its reason, by load)
+        return None
+    count = len(dicom_files(series))
+    if len(shape) >= 3 and shape[2] != count:
+        return (f"{label}: label has {shape[2]} slices but its series {series} has {count} DICOM files; "
+                "expected one label slice per DICOM slice (a partial download or another case's label)")
+    return None
+
+
+def discover(raw: Path, *, exclude: Iterable[int] = Options.exclude, **_: object) -> list[SubjectRef]:
     """Patient folders ``PANCREAS_<nnnn>`` anywhere under ``raw``, each with its one series folder
     and its ``label<nnnn>.nii(.gz)`` (matched by case number, wherever it lies under ``raw``).
 
-    ``exclude`` lists case numbers to leave out (TCIA lists 25 and 70 as duplicates of other
-    cases). Raises one DatasetError listing every unpaired patient or label, patients without
-    or with several series, and case numbers found twice.
+    A case found twice, or nothing found, stops here. A case that cannot be paired (a label without
+    its series, as in a partial mirror; a patient without a label; not one series; label depth
+    unlike the series') is a per-subject ``problem``, which ``on_error: skip`` leaves out.
     """
     raw = Path(raw)
     if not raw.is_dir():
@@ -68,47 +96,85 @@ def discover(raw: Path, *, exclude: Iterable[int] = (), **_: object) -> list[Sub
         raise DatasetError(
             raw, f"no PANCREAS_<nnnn> patient folders and no label<nnnn>.nii.gz found; expected {LAYOUT}"
         )
+    twice = [f"case {case:04d}: {', '.join(map(str, patients.get(case, []) + labels.get(case, [])))}"
+             for case in sorted(set(patients) | set(labels))
+             if len(patients.get(case, [])) > 1 or len(labels.get(case, [])) > 1]
+    if twice:
+        raise DatasetError(raw, f"{len(twice)} case(s) found more than once ({'; '.join(twice)}); keep one copy")
 
-    problems: list[str] = []
     refs: list[SubjectRef] = []
     for case in sorted((set(patients) | set(labels)) - skip):
         pid = f"PANCREAS_{case:04d}"
-        folders, label_files = patients.get(case, []), labels.get(case, [])
-        if len(folders) > 1 or len(label_files) > 1:
-            found = ", ".join(str(p) for p in folders + label_files)
-            problems.append(f"case {case:04d} found more than once: {found}; keep one copy")
+        folder, label = (patients.get(case) or [None])[0], (labels.get(case) or [None])[0]
+        if folder is None:
+            refs.append(SubjectRef(pid, (str(label),), problem=f"{label}: label has no patient folder {pid} "
+                                   "(a partial download?); download the case's series or remove the label"))
             continue
-        if not folders:
-            problems.append(f"label {label_files[0]} has no patient folder {pid}")
+        if label is None:
+            refs.append(SubjectRef(pid, (str(folder),), problem=f"{folder}: patient has no label{case:04d}.nii.gz; "
+                                   "download the labels (TCIA_pancreas_labels-*) or remove the patient folder"))
             continue
-        if not label_files:
-            problems.append(f"patient {folders[0]} has no label{case:04d}.nii.gz")
-            continue
-        series = _series_folders(folders[0])
+        series = _series_folders(folder)
         if len(series) != 1:
             found = ", ".join(str(s) for s in series) if series else "none"
-            problems.append(f"patient {folders[0]}: expected one folder of DICOM files, found {found}")
+            refs.append(SubjectRef(pid, (str(folder), str(label)), problem=f"{folder}: expected one folder of "
+                                   f"DICOM files, found {found}; keep the CT series only"))
             continue
-        refs.append(SubjectRef(pid, (str(series[0]), str(label_files[0])), (("case", f"{case:04d}"),)))
-    if problems:
-        listing = "\n  ".join(problems)
-        raise DatasetError(raw, f"{len(problems)} problem(s) pairing CT series with labels:\n  {listing}")
+        refs.append(SubjectRef(pid, (str(series[0]), str(label)), (("case", f"{case:04d}"),),
+                               problem=_depth_problem(series[0], label)))
     return refs
 
 
-def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, max_volume_bytes: int = MAX_VOLUME_BYTES,
-         **_: object) -> Subject:
-    """Read one patient: the CT in HU and the pancreas mask, both ``(X, Y, Z)`` RAS+ canonical.
+def _published(series: Path, label: Path, meta: dict, shape: tuple[int, ...], *, max_bytes: int) -> np.ndarray:
+    """The label laid onto the series by the published convention, in the image's RAS+ order.
 
-    Image and label are paired by geometry, never resampled: after both are brought to RAS+
-    their shapes must be equal and their spacing and origin agree within ``grid_tolerance`` of
-    a voxel (see ``pipeline.formats.nifti.check_same_grid``).
+    ``label[col, row, k]`` is pixel (row, col) of the slice with InstanceNumber ``k + 1``.
+    Raises DatasetError when the label's shape or the InstanceNumbers do not allow it.
     """
+    stored = load_label_volume(label, allowed_labels=ANY_LABEL, as_stored=True, max_bytes=max_bytes).array
+    columns, rows, count = meta["stored_shape"]
+    numbers = meta["instance_numbers"]
+    if stored.shape != (columns, rows, count):
+        raise DatasetError(label, f"label does not fit its series {series}: neither its header geometry nor the "
+                                  f"published convention (label array columns x rows x slices = {columns} x {rows} x "
+                                  f"{count}) matches its shape {stored.shape}; is it the label of this case?")
+    if None in numbers or sorted(numbers) != list(range(1, count + 1)):
+        raise DatasetError(series, f"InstanceNumbers are not 1..{count}, so label slices cannot be matched to "
+                                   "DICOM slices by the published convention (label slice k = InstanceNumber k+1)")
+    in_position_order = stored[:, :, [n - 1 for n in numbers]]
+    mask, _ = canonical(in_position_order, meta["stored_affine"])
+    if mask.shape != tuple(shape):
+        raise DatasetError(label, f"label reoriented to {mask.shape}, image is {tuple(shape)}")
+    return np.ascontiguousarray(mask)
+
+
+def load(ref: SubjectRef, *, grid_tolerance: float = Options.grid_tolerance, stored_as_hu: bool = False,
+         label_pairing: str = "auto", max_volume_bytes: int = MAX_VOLUME_BYTES, **_: object) -> Subject:
+    """Read one patient: the CT in HU and the label, both ``(X, Y, Z)`` RAS+ canonical, never resampled.
+
+    ``label_pairing`` ``auto`` takes the label's header geometry when it matches the series (shape,
+    spacing and origin within ``grid_tolerance`` of a voxel) and the published convention otherwise.
+    """
+    if ref.problem:
+        raise DatasetError(ref.files[0], ref.problem.split(": ", 1)[-1])
+    if label_pairing not in PAIRINGS:
+        raise DatasetError("prepare.reader.label_pairing", f"{label_pairing!r} is not one of {', '.join(PAIRINGS)}")
     series, label = Path(ref.files[0]), Path(ref.files[1])
-    image, affine, spacing, meta = read_series(series, modality="CT", max_bytes=max_volume_bytes)
-    mask, label_affine, _, label_orientation = load_label_volume(label, allowed_labels=(0, 1),
-                                                                 max_bytes=max_volume_bytes)
-    check_same_grid(series, affine, image.shape, label, label_affine, mask.shape, tol=grid_tolerance)
+    image, affine, spacing, meta = read_series(series, modality="CT", stored_as_hu=stored_as_hu,
+                                               max_bytes=max_volume_bytes)
+    pairing, mismatch, label_orientation = "published", None, meta["orientation"]
+    if label_pairing != "published":
+        by_header = load_label_volume(label, allowed_labels=ANY_LABEL, max_bytes=max_volume_bytes)
+        try:
+            check_same_grid(series, affine, image.shape, label, by_header.affine, by_header.array.shape,
+                            tol=grid_tolerance)
+            mask, pairing, label_orientation = by_header.array, "geometry", by_header.orientation
+        except DatasetError as err:
+            if label_pairing == "geometry":
+                raise
+            mismatch = err.problem
+    if pairing == "published":
+        mask = _published(series, label, meta, image.shape, max_bytes=max_volume_bytes)
     return Subject(
         subject_id=ref.subject_id,
         image=image,
@@ -119,9 +185,11 @@ def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, max_volume_bytes: int
         layout="volume",
         affine=affine,
         orientation=meta["orientation"],
-        meta={k: meta[k] for k in ("series_uid", "study_uid", "patient_id", "rescale_slope", "rescale_intercept")}
-        | {"mask_orientation": label_orientation, "num_files": len(meta["files"]),
-           "ignored_files": len(meta["ignored_files"])},  # README, DICOMDIR... beside the slices
+        meta={k: meta[k] for k in ("series_uid", "study_uid", "patient_id", "rescale_slope", "rescale_intercept",
+                                   "spacing_unknown")}
+        | {"label_pairing": pairing, "mask_orientation": label_orientation, "num_files": len(meta["files"]),
+           "ignored_files": len(meta["ignored_files"])}  # README, DICOMDIR... beside the slices
+        | ({"label_header_mismatch": mismatch} if mismatch else {}),
     )
 
 

@@ -16,11 +16,15 @@ class SubjectRef:
 
     ``files`` are the source files (paths, or ``archive.zip::member`` for zip members) in the
     order the reader needs them; ``extra`` holds reader-specific hints (e.g. slice names).
+    ``problem`` is a per-subject problem found while listing (e.g. a label whose CT series is not
+    in a partial download), as ``DatasetError`` text: prepare stops on it under ``on_error: fail``
+    and leaves the subject out of the split under ``skip``.
     """
 
     subject_id: str
     files: tuple[str, ...]
     extra: tuple[tuple[str, str], ...] = ()
+    problem: str | None = None
 
     def option(self, name: str, default: str | None = None) -> str | None:
         return dict(self.extra).get(name, default)

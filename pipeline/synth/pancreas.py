@@ -17,10 +17,15 @@ from pipeline.synth.phantom import ellipsoid, smooth_noise
 
 ROOT = "Pancreas-CT"
 LABELS = "TCIA_pancreas_labels-02-05-2017"
-# Label files are stored in an orientation other than the DICOM's LPS on purpose (one per subject,
-# cycling), so only a reader that pairs image and label by geometry lines them up.
-LABEL_ORIENTATIONS = ("RAS", "LAI", "ARS")
 STORED_OFFSET = 1024  # stored value = HU + 1024, undone by RescaleIntercept -1024
+# What is uncertain about the published files is written both ways, one case each (cycling):
+#   "tcia":   uint16 HU + 1024, RescaleIntercept -1024, positions in mm, label<n>.nii.gz in the
+#             published convention (label[col, row, k] = slice with InstanceNumber k + 1, header
+#             affine a plain pixdim diagonal that does not describe the series);
+#   "hu":     signed int16 stored directly in HU (RescaleIntercept 0), ImagePositionPatient in slice
+#             units and a blank SliceThickness (some re-exports), label<n>.nii (Kaggle/seed copy);
+#   "header": label<n>.nii.gz whose header geometry does describe the series (stored RAS).
+VARIANTS = ("tcia", "hu", "header")
 
 
 def uid(seed: int, *parts: object) -> str:
@@ -49,6 +54,9 @@ def write_series(
     orientation: Sequence[float] = (1, 0, 0, 0, 1, 0),
     modality: str = "CT",
     seed: int = 0,
+    intercept: int | None = -STORED_OFFSET,
+    position_step: float | None = None,
+    thickness: str | None = None,
 ) -> list[Path]:
     """Write a CT series, one file per slice, from ``stored`` (X=column, Y=row, Z=slice) uint16.
 
@@ -57,7 +65,10 @@ def write_series(
     Slice ``k`` lies at ``origin + k * spacing[2] * normal`` (normal = row x column direction).
     ``file_names[k]`` names slice ``k``'s file and ``instance_numbers[k]`` its InstanceNumber
     (default: number 1 and ``1-001.dcm`` for the last slice along the normal, counting down, as
-    TCIA numbers them from the top). Returns the paths in slice order.
+    TCIA numbers them from the top). ``stored`` uint16 is written unsigned, int16 signed;
+    ``intercept`` None leaves out RescaleSlope/RescaleIntercept; ``position_step`` overrides the
+    gap between ImagePositionPatient values (1.0: positions in slice units); ``thickness``
+    overrides SliceThickness ("" writes it blank). Returns the paths in slice order.
     """
     folder.mkdir(parents=True, exist_ok=True)
     nx, ny, nz = stored.shape
@@ -74,8 +85,20 @@ def write_series(
             position=tuple(np.asarray(origin, float) + k * spacing[2] * normal), spacing=spacing,
             frame_uid=uid(seed, study_uid, "frame"), orientation=orientation,
         )
+        if position_step is not None:
+            position = np.asarray(origin, float) + k * position_step * normal
+            ds.ImagePositionPatient = [f"{v:.6g}" for v in position]
+            ds.SliceLocation = f"{float(np.dot(position, normal)):.6g}"
+        if thickness is not None:
+            ds.SliceThickness = thickness
+        if intercept is None:
+            del ds.RescaleIntercept, ds.RescaleSlope, ds.RescaleType
+        else:
+            ds.RescaleIntercept = str(intercept)
+        signed = stored.dtype.kind == "i"
+        ds.PixelRepresentation = int(signed)
         ds.Rows, ds.Columns = ny, nx
-        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).astype("<u2").tobytes()
+        ds.PixelData = np.ascontiguousarray(stored[:, :, k].T).astype("<i2" if signed else "<u2").tobytes()
         path = folder / file_names[k]
         pydicom.dcmwrite(path, ds, enforce_file_format=True)
         paths.append(path)
@@ -181,11 +204,14 @@ def abdomen_phantom(
     return hu.astype(np.float32), mask.astype(np.uint8)
 
 
-def save_label(path: Path, mask_lps: np.ndarray, affine: np.ndarray, orientation: str) -> None:
-    """Save ``mask_lps`` (DICOM axes, RAS ``affine``) as gzipped NIfTI stored in ``orientation``.
+def _gzip(data: bytes) -> bytes:
+    """Gzip with mtime 0 and no file name, so the bytes depend only on the content."""
+    return gzip.compress(data, compresslevel=6, mtime=0)
 
-    Gzip is written with mtime 0 and no file name so the bytes depend only on the content.
-    """
+
+def save_label(path: Path, mask_lps: np.ndarray, affine: np.ndarray, orientation: str) -> None:
+    """Save ``mask_lps`` (DICOM axes, RAS ``affine``) as NIfTI stored in ``orientation``, its header
+    describing the series' geometry (gzipped when ``path`` ends in ``.gz``)."""
     tf = ornts.ornt_transform(ornts.io_orientation(affine), ornts.axcodes2ornt(tuple(orientation)))
     data = ornts.apply_orientation(mask_lps, tf).astype(np.uint8)
     new_aff = affine @ ornts.inv_ornt_aff(tf, mask_lps.shape)
@@ -193,7 +219,66 @@ def save_label(path: Path, mask_lps: np.ndarray, affine: np.ndarray, orientation
     img.set_qform(new_aff, code=1)
     img.set_sform(new_aff, code=1)
     img.header.set_xyzt_units("mm")
-    path.write_bytes(gzip.compress(img.to_bytes(), compresslevel=6, mtime=0))
+    path.write_bytes(_gzip(img.to_bytes()) if path.suffix == ".gz" else img.to_bytes())
+
+
+def save_published_label(path: Path, mask_lps: np.ndarray, instance_numbers: Sequence[int],
+                         spacing: Sequence[float]) -> None:
+    """Save the label in the published convention: ``label[col, row, k]`` is the slice whose
+    InstanceNumber is ``k + 1``, under a plain pixdim affine that says nothing of the series."""
+    data = np.zeros_like(mask_lps, dtype=np.uint8)
+    for k, number in enumerate(instance_numbers):
+        data[:, :, number - 1] = mask_lps[:, :, k]
+    img = nib.Nifti1Image(data, np.diag([*map(float, spacing), 1.0]))
+    img.header.set_xyzt_units("mm")
+    path.write_bytes(_gzip(img.to_bytes()) if path.suffix == ".gz" else img.to_bytes())
+
+
+def _metadata_row(seed: int, case: int, study: str, series: str, count: int) -> str:
+    location = f".\\Pancreas-CT\\PANCREAS_{case:04d}\\{study}\\{series}"
+    return ",".join([uid(seed, case, "series"), "Pancreas-CT", "", f"PANCREAS_{case:04d}", uid(seed, case, "study"),
+                     "Pancreas", "11-24-2015", "Pancreas", "CT", "CT Image Storage", str(count), location])
+
+
+METADATA_HEADER = ("Series UID,Collection,3rd Party Analysis,Subject ID,Study UID,Study Description,Study Date,"
+                   "Series Description,Modality,SOP Class Name,Number of Images,File Location")
+
+
+def _case(out: Path, rng: np.random.Generator, *, case: int, seed: int, variant: str, size: Sequence[int],
+          slices: Sequence[int], pixel_mm: Sequence[float], slice_mm: Sequence[float], label: str | None,
+          label_depth_offset: int = 0) -> str:
+    """Write one case's series (and label, unless ``label`` is None); returns its metadata.csv row."""
+    n = int(rng.integers(size[0] // 8, size[1] // 8 + 1)) * 8
+    nz = int(rng.integers(slices[0], slices[1] + 1))
+    px = round(float(rng.uniform(*pixel_mm)), 4)
+    dz = round(float(rng.choice(np.arange(slice_mm[0], slice_mm[1] + 1e-6, 0.25))), 2)
+    spacing = (px, px, dz)
+    origin = (-(n - 1) * px / 2, -(n - 1) * px / 2 + float(rng.uniform(-20, 20)), -float(rng.integers(100, 400)))
+    hu, mask = abdomen_phantom(rng, (n, n, nz), spacing)
+    number = int(rng.integers(10000, 100000))
+    pid = f"PANCREAS_{case:04d}"
+    study = f"11-24-2015-PANCREAS{case:04d}-Pancreas-{number}"
+    series = f"Pancreas-{number}"
+    instance_numbers = [nz - k for k in range(nz)]
+    common = dict(spacing=spacing, origin=origin, patient_id=pid, study_uid=uid(seed, case, "study"),
+                  series_uid=uid(seed, case, "series"), seed=seed, instance_numbers=instance_numbers)
+    folder = out / ROOT / pid / study / series
+    if variant == "hu":
+        stored = np.clip(np.rint(hu), -1024, 3071).astype(np.int16)
+        write_series(folder, stored, intercept=0, position_step=1.0, thickness="", **common)
+    else:
+        stored = np.clip(np.rint(hu + STORED_OFFSET), 0, 4095).astype(np.uint16)
+        write_series(folder, stored, **common)
+    if label is not None:
+        path = out / LABELS / label
+        if label_depth_offset:
+            mask = mask[:, :, : nz - label_depth_offset]
+            instance_numbers = [k + 1 for k in range(nz - label_depth_offset)]
+        if variant == "header" and not label_depth_offset:
+            save_label(path, mask, lps_affine(spacing, origin), "RAS")
+        else:
+            save_published_label(path, mask, instance_numbers, spacing)
+    return _metadata_row(seed, case, study, series, nz)
 
 
 def generate(
@@ -205,32 +290,29 @@ def generate(
     slices: Sequence[int] = (20, 40),
     pixel_mm: Sequence[float] = (0.7, 0.9),
     slice_mm: Sequence[float] = (1.5, 2.5),
+    flawed: bool = True,
 ) -> None:
-    """Write ``Pancreas-CT/PANCREAS_<nnnn>/<study>/<series>/1-NNN.dcm`` and ``label<nnnn>.nii.gz``.
+    """Write ``Pancreas-CT/PANCREAS_<nnnn>/<study>/<series>/1-NNN.dcm``, ``metadata.csv``, ``LICENSE``
+    and ``TCIA_pancreas_labels-02-05-2017/label<nnnn>.nii.gz`` (``.nii`` for the "hu" variant).
 
-    Per subject the in-plane size, slice count, pixel and slice spacing are drawn from the given
-    ranges (real data: 512x512, 1.5-2.5 mm slices). Stored values are HU + 1024 (uint16).
+    ``subjects`` good cases cycle through ``VARIANTS``; per case the in-plane size, slice count,
+    pixel and slice spacing are drawn from the given ranges (real data: 512x512, 1.5-2.5 mm
+    slices). With ``flawed``, two small extra cases follow, as in real mirrors: one patient
+    without a label and one label one slice shorter than its series.
     """
     out = Path(out)
     rng = np.random.default_rng(seed)
     (out / LABELS).mkdir(parents=True, exist_ok=True)
+    ranges = dict(size=size, slices=slices, pixel_mm=pixel_mm, slice_mm=slice_mm)
+    rows = []
     for case in range(1, subjects + 1):
-        n = int(rng.integers(size[0] // 8, size[1] // 8 + 1)) * 8
-        nz = int(rng.integers(slices[0], slices[1] + 1))
-        px = round(float(rng.uniform(*pixel_mm)), 4)
-        dz = round(float(rng.choice(np.arange(slice_mm[0], slice_mm[1] + 1e-6, 0.25))), 2)
-        spacing = (px, px, dz)
-        origin = (-(n - 1) * px / 2, -(n - 1) * px / 2 + float(rng.uniform(-20, 20)), -float(rng.integers(100, 400)))
-        hu, mask = abdomen_phantom(rng, (n, n, nz), spacing)
-        stored = np.clip(np.rint(hu + STORED_OFFSET), 0, 4095).astype(np.uint16)
-
-        number = int(rng.integers(10000, 100000))
-        pid = f"PANCREAS_{case:04d}"
-        study = f"11-24-2015-PANCREAS{case:04d}-Pancreas-{number}"
-        series = f"Pancreas-{number}"
-        write_series(
-            out / ROOT / pid / study / series, stored, spacing=spacing, origin=origin, patient_id=pid,
-            study_uid=uid(seed, case, "study"), series_uid=uid(seed, case, "series"), seed=seed,
-        )
-        orientation = LABEL_ORIENTATIONS[(case - 1) % len(LABEL_ORIENTATIONS)]
-        save_label(out / LABELS / f"label{case:04d}.nii.gz", mask, lps_affine(spacing, origin), orientation)
+        variant = VARIANTS[(case - 1) % len(VARIANTS)]
+        label = f"label{case:04d}.nii" + ("" if variant == "hu" else ".gz")
+        rows.append(_case(out, rng, case=case, seed=seed, variant=variant, label=label, **ranges))
+    if flawed:
+        small = dict(size=(64, 64), slices=(8, 8), pixel_mm=pixel_mm, slice_mm=slice_mm)
+        rows.append(_case(out, rng, case=subjects + 1, seed=seed, variant="tcia", label=None, **small))
+        rows.append(_case(out, rng, case=subjects + 2, seed=seed, variant="tcia",
+                          label=f"label{subjects + 2:04d}.nii.gz", label_depth_offset=1, **small))
+    (out / ROOT / "metadata.csv").write_text("\n".join([METADATA_HEADER, *rows]) + "\n")
+    (out / ROOT / "LICENSE").write_text("Creative Commons Attribution 3.0 Unported (synthetic stand-in)\n")
