@@ -173,6 +173,7 @@ class Outcome:
     geometry: dict | None = None
     integrity: dict | None = None  # summarise_subject's record: shape, spacing, labels, percentiles
     error: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)  # the reader's tallies (e.g. FAZ shapes not used)
 
 
 def relative_source(source: str, raw: str) -> str:
@@ -215,11 +216,14 @@ def run_task(task: Task) -> Outcome:
         # axis codes of the source label file as stored, so infer writes its volumes the same way
         "mask_orientation": subject.meta.get("mask_orientation") or subject.orientation,
         "placement": prepared.placement.to_dict() if prepared.placement else None, "slices": slices,
+        # axes whose spacing the source does not give (spacing then holds placeholders, metrics stay in pixels)
+        "spacing_unknown": [int(a) for a in subject.meta.get("spacing_unknown", ())],
     }
     integrity = summarise_subject(subject, expected_labels=range(int(task.options.get("num_classes", 1)) + 1))
     integrity["sources"] = [relative_source(s, task.raw) for s in subject.sources]  # same wherever raw lives
+    counts = {str(k): int(v) for k, v in subject.meta.get("counts", {}).items()}
     return Outcome(subject.subject_id, task.split, rows, prepared.slices_seen, prepared.dropped,
-                   prepared.kept_empty, geometry, integrity)
+                   prepared.kept_empty, geometry, integrity, counts=counts)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -231,9 +235,12 @@ def summarize(outcomes: Sequence[Outcome], assignment: Mapping[str, str], splits
     and the integrity report of the subjects read (as ``python -m stages.check`` prints it)."""
     done = [o for o in outcomes if o.error is None]
     dropped: dict[str, int] = {}
+    counts: dict[str, int] = {}
     for o in done:
         for reason, n in o.dropped.items():
             dropped[reason] = dropped.get(reason, 0) + n
+        for name, n in o.counts.items():
+            counts[name] = counts.get(name, 0) + n
     return {
         "pairs": {s: sum(len(o.rows) for o in done if o.split == s) for s in splits},
         "subjects": {s: sum(1 for o in done if o.split == s) for s in splits},
@@ -242,6 +249,7 @@ def summarize(outcomes: Sequence[Outcome], assignment: Mapping[str, str], splits
         "kept_empty": sum(o.kept_empty for o in done),
         "skipped_subjects": {o.subject_id: o.error for o in outcomes if o.error is not None},
         "split_assignment": dict(sorted(assignment.items())),
+        "reader_counts": dict(sorted(counts.items())),
         "integrity": summarise([o.integrity for o in done if o.integrity], []),
     }
 

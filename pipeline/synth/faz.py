@@ -43,12 +43,17 @@ def octa_image(rng: np.random.Generator, shape: tuple[int, int], polygon: np.nda
     return np.clip(np.rint(image), 0, 255).astype(np.uint8)
 
 
-def labelme(polygon: np.ndarray, image_name: str, shape: tuple[int, int]) -> bytes:
+def labelme(polygon: np.ndarray, image_name: str, shape: tuple[int, int], *, label: str = "FAZ",
+            extra: np.ndarray | None = None) -> bytes:
+    """LabelMe JSON of the FAZ polygon; ``extra`` adds a second polygon with another label."""
+    shapes = [{"label": label, "points": polygon.tolist(), "group_id": None, "shape_type": "polygon", "flags": {}}]
+    if extra is not None:
+        shapes.append({"label": "vessel", "points": extra.tolist(), "group_id": None, "shape_type": "polygon",
+                       "flags": {}})
     doc = {
         "version": "4.5.6",
         "flags": {},
-        "shapes": [{"label": "FAZ", "points": polygon.tolist(), "group_id": None,
-                    "shape_type": "polygon", "flags": {}}],
+        "shapes": shapes,
         "imagePath": image_name,
         "imageData": None,
         "imageHeight": int(shape[0]),
@@ -62,6 +67,8 @@ def generate(out: Path, *, subjects: int = 12, seed: int = 0, name: str = "FAZ.z
 
     Every third image is stored as a 3-channel PNG with identical channels, sizes cycle through
     304x304, 320x320 and 360x400 (rows x cols); one macOS ``__MACOSX/._`` decoy is included.
+    The FAZ label's spelling is not confirmed, so it is written both ways ("FAZ", and "faz" in the
+    fourth file); the second file's JSON holds a second shape with another label (not the FAZ).
     """
     files: list[tuple[str, bytes]] = []
     for index in range(subjects):
@@ -76,7 +83,9 @@ def generate(out: Path, *, subjects: int = 12, seed: int = 0, name: str = "FAZ.z
         ok, png = cv2.imencode(".png", image)
         folder = f"{TOP}/{category}_all"
         files.append((f"{folder}/{number}.png", png.tobytes()))
-        files.append((f"{folder}/{number}.json", labelme(polygon, f"{number}.png", shape)))
+        extra = polygon + [min(shape) * 0.3, 0] if index == 1 else None
+        label = "faz" if index == 3 else "FAZ"
+        files.append((f"{folder}/{number}.json", labelme(polygon, f"{number}.png", shape, label=label, extra=extra)))
     files.sort(key=lambda f: f[0])
     members = with_folders(files)
     members.append((f"__MACOSX/{TOP}/deep_all/._1.png", APPLEDOUBLE))
