@@ -70,8 +70,10 @@ def _check_subject(subject: Subject, num_classes: int) -> None:
             raise DatasetError(source, "image holds NaN or Inf values; expected finite intensities")
     try:
         check_labels(subject.mask, num_classes=num_classes)
-    except ValueError as err:
-        raise DatasetError(subject.sources[-1] if subject.sources else source, str(err)) from None
+    except ValueError as err:  # readers pass every class on: the count is decided here, once
+        raise DatasetError(subject.sources[-1] if subject.sources else source,
+                           f"{err}; if the mask really has several classes set prepare.num_classes to their "
+                           "number, else fix or replace the mask") from None
 
 
 def prepare_subject(

@@ -169,20 +169,28 @@ def _own(data: np.ndarray) -> np.ndarray:
     return np.array(data, order="K") if base is not None else data
 
 
+def has_orientation(path: Path | str) -> bool:
+    """False when the header gives no orientation (qform_code and sform_code both 0, as in Analyze-style
+    exports): nibabel then invents a pixdim-only affine that is no fact about the patient."""
+    header = _open(Path(path)).header
+    return bool(int(header["qform_code"]) or int(header["sform_code"]))
+
+
 def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
     sx, sy, sz = np.sqrt((affine[:3, :3] ** 2).sum(axis=0))
     return round(float(sx), 6), round(float(sy), 6), round(float(sz), 6)  # drop float32 header noise
 
 
-def load_volume(path: Path | str, *, max_bytes: int = MAX_VOLUME_BYTES) -> Volume:
-    """Read an image volume as float32 in RAS+ canonical ``(X, Y, Z)`` order.
+def load_volume(path: Path | str, *, max_bytes: int = MAX_VOLUME_BYTES, as_stored: bool = False) -> Volume:
+    """Read an image volume as float32 in RAS+ canonical ``(X, Y, Z)`` order (``as_stored``: in
+    the file's own axis order, with its stored affine).
 
     Raises:
         DatasetError: missing/empty/truncated/not-NIfTI file, corrupt header, non-3D data, or
             NaN/Inf intensities, or a volume over ``max_bytes`` (see ``check_volume_size``).
     """
     path = Path(path)
-    stored, affine, orientation = _read(path, max_bytes)
+    stored, affine, orientation = _read(path, max_bytes, as_stored=as_stored)
     data = _own(stored.astype(np.float32, copy=False))
     whole = stored.dtype.kind in "ui"  # integers read from the file: finite, no check needed
     del stored

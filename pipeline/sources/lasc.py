@@ -8,7 +8,7 @@ from pathlib import Path
 
 from pipeline.formats.discover import find_dirs, find_nifti, is_hidden, natural_key, nifti_stem
 from pipeline.errors import DatasetError
-from pipeline.formats.nifti import MAX_VOLUME_BYTES, check_same_grid, load_label_volume, load_volume
+from pipeline.formats.nifti import ANY_LABEL, MAX_VOLUME_BYTES, check_same_grid, load_label_volume, load_volume
 from pipeline.sources.subject import Subject, SubjectRef
 
 EXPECTED = "Task02_Heart/dataset.json with imagesTr/la_XXX.nii.gz and labelsTr/la_XXX.nii.gz"
@@ -152,7 +152,7 @@ def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, max_volume_bytes: int
     (spacing and origin within ``grid_tolerance`` of a voxel, see ``pipeline.formats.nifti.check_same_grid``)."""
     image_path, label_path = (Path(p) for p in ref.files)
     image = load_volume(image_path, max_bytes=max_volume_bytes)
-    label = load_label_volume(label_path, allowed_labels=(0, 1), max_bytes=max_volume_bytes)
+    label = load_label_volume(label_path, allowed_labels=ANY_LABEL, max_bytes=max_volume_bytes)  # num_classes: prepare
     check_same_grid(
         image_path, image.affine, image.array.shape, label_path, label.affine, label.array.shape, tol=grid_tolerance
     )

@@ -1,4 +1,11 @@
-"""Reader for the MS brain MRI source: ``Patient-<n>/<n>-<Seq>.nii`` with ``<n>-LesionSeg-<Seq>.nii``."""
+"""Reader for the MS brain MRI source: ``Patient-<n>/<n>-<Seq>.nii`` with ``<n>-LesionSeg-<Seq>.nii``.
+
+Each sequence is paired only with its own mask (FLAIR, T1 and T2 differ in shape and are not
+co-registered). Headers without orientation (qform and sform codes 0, pixdim 1) are not given an
+invented one: their stored axes are read as ``missing_orientation`` (default ``PLS``: slice
+``[:, :, k]`` shown with array axis 0 down the rows, as the seed and numpy/matplotlib show the
+publisher's files), and a pixdim of exactly 1 is recorded as unknown spacing, not 1 mm.
+"""
 
 from __future__ import annotations
 
@@ -8,9 +15,15 @@ from dataclasses import dataclass
 from typing import Literal
 from pathlib import Path
 
+import numpy as np
+from nibabel import orientations as ornts
+
+from pipeline.formats.dicom import canonical
 from pipeline.formats.discover import find_nifti, natural_key, nifti_stem
 from pipeline.errors import DatasetError
-from pipeline.formats.nifti import MAX_VOLUME_BYTES, check_same_grid, load_label_volume, load_volume
+from pipeline.formats.nifti import (
+    ANY_LABEL, MAX_VOLUME_BYTES, Volume, check_same_grid, has_orientation, load_label_volume, load_volume,
+)
 from pipeline.sources.subject import Subject, SubjectRef
 
 SEQUENCES = ("Flair", "T1", "T2")
@@ -27,6 +40,38 @@ class Options:
     sequence: Literal["Flair", "T1", "T2"] = "Flair"  # image and its own lesion mask
     grid_tolerance: float = 0.01  # largest image/mask grid difference (mm or fraction) accepted
     max_volume_bytes: int = MAX_VOLUME_BYTES  # refuse a volume larger than this in memory (float32), from its header
+    missing_orientation: str = "PLS"  # axis codes assumed where the header has no orientation (PLS: as stored)
+
+
+def _orientation(codes: str) -> tuple[str, ...]:
+    axes = tuple(str(codes).upper())
+    try:
+        ornt = ornts.axcodes2ornt(axes)
+    except Exception:  # noqa: BLE001  (nibabel raises ValueError or KeyError on odd codes)
+        ornt = None
+    if len(axes) != 3 or ornt is None or np.isnan(ornt).any() or len(set(ornt[:, 0])) != 3:
+        raise DatasetError("prepare.reader.missing_orientation", f"{codes!r} is not three axis codes (one of R/L, "
+                                                                 "A/P, S/I each), e.g. PLS or RAS")
+    return axes
+
+
+def _read(path: Path, *, label: bool, missing: tuple[str, ...], max_bytes: int) -> tuple[Volume, bool, bool]:
+    """(volume in RAS+, orientation assumed, spacing unknown): files without orientation are read as
+    stored and reoriented as if their axes were ``missing``."""
+    stored = not has_orientation(path)
+    if label:
+        vol = load_label_volume(path, allowed_labels=ANY_LABEL, as_stored=stored, max_bytes=max_bytes)
+    else:
+        vol = load_volume(path, as_stored=stored, max_bytes=max_bytes)
+    if not stored:
+        return vol, False, False
+    zooms = np.sqrt((vol.affine[:3, :3] ** 2).sum(axis=0))
+    affine = np.eye(4)
+    affine[:3, :3] = 0
+    for axis, (target, sign) in enumerate(ornts.axcodes2ornt(missing)):
+        affine[int(target), axis] = sign * zooms[axis]
+    array, affine = canonical(vol.array, affine)
+    return Volume(array, affine, vol.spacing, "".join(missing)), True, bool(np.allclose(zooms, 1.0, atol=0))
 
 
 def _sequence(sequence: str) -> str:
@@ -37,12 +82,12 @@ def _sequence(sequence: str) -> str:
 
 
 def discover(raw: Path, *, sequence: str = "Flair", grid_tolerance: float = 0.01,
-             max_volume_bytes: int = MAX_VOLUME_BYTES) -> list[SubjectRef]:
+             max_volume_bytes: int = MAX_VOLUME_BYTES, missing_orientation: str = "PLS") -> list[SubjectRef]:
     """One SubjectRef per patient: files ``(image, mask)`` of ``sequence``, sorted by patient number.
 
     Files are found anywhere under ``raw`` (an extra top folder is fine), ``.nii`` or ``.nii.gz``,
     any case. Raises DatasetError listing every unpaired or duplicated file at once.
-    ``grid_tolerance`` and ``max_volume_bytes`` are used by ``load``; accepted here so one options dict fits both calls.
+    Options used by ``load`` only are accepted here too, so one options dict fits both calls.
     """
     seq = _sequence(sequence)
     raw = Path(raw)
@@ -87,13 +132,14 @@ def discover(raw: Path, *, sequence: str = "Flair", grid_tolerance: float = 0.01
 
 
 def load(ref: SubjectRef, *, sequence: str | None = None, grid_tolerance: float = 0.01,
-         max_volume_bytes: int = MAX_VOLUME_BYTES) -> Subject:
+         max_volume_bytes: int = MAX_VOLUME_BYTES, missing_orientation: str = "PLS") -> Subject:
     """Read one patient's image and lesion mask in RAS+ canonical order, checking they share a grid
     (spacing and origin within ``grid_tolerance`` of a voxel, see ``pipeline.formats.nifti.check_same_grid``)."""
     seq = _sequence(sequence or ref.option("sequence", "Flair"))
+    missing = _orientation(missing_orientation)
     image_path, mask_path = (Path(p) for p in ref.files)
-    image = load_volume(image_path, max_bytes=max_volume_bytes)
-    mask = load_label_volume(mask_path, allowed_labels=(0, 1), max_bytes=max_volume_bytes)
+    image, assumed, unknown = _read(image_path, label=False, missing=missing, max_bytes=max_volume_bytes)
+    mask, mask_assumed, _ = _read(mask_path, label=True, missing=missing, max_bytes=max_volume_bytes)
     check_same_grid(
         image_path, image.affine, image.array.shape, mask_path, mask.affine, mask.array.shape, tol=grid_tolerance
     )
@@ -107,5 +153,7 @@ def load(ref: SubjectRef, *, sequence: str | None = None, grid_tolerance: float 
         layout="volume",
         affine=image.affine,
         orientation=image.orientation,
-        meta={"sequence": seq, "mask_orientation": mask.orientation},
+        meta={"sequence": seq, "mask_orientation": mask.orientation, "orientation_assumed": assumed or mask_assumed,
+              "spacing_unknown": (0, 1, 2) if unknown else (),
+              "counts": {"orientation_assumed": int(assumed)}},
     )

@@ -1,4 +1,10 @@
-"""Stand-in for LASC'13 / MSD Task02_Heart: imagesTr/labelsTr/imagesTs NIfTI, dataset.json, macOS decoys."""
+"""Stand-in for LASC'13 / MSD Task02_Heart: imagesTr/labelsTr/imagesTs NIfTI, dataset.json, macOS decoys.
+
+Two published forms (which one the Kaggle copy is was not seen): ``layout="kaggle"`` (the default,
+as the seed reads it) writes ``Left_Atrial_Segmentation/`` with uncompressed ``.nii`` and no
+``dataset.json``; ``layout="msd"`` writes the MSD tar's ``Task02_Heart/`` with ``.nii.gz`` and
+``dataset.json``. Both have ``._`` AppleDouble decoys beside the volumes.
+"""
 
 from __future__ import annotations
 
@@ -50,16 +56,21 @@ def _heart(rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray, np.ndarray
     return np.clip(img, 0, None).astype(np.float32), atrium, affine
 
 
-def generate(out: Path, *, subjects: int = 6, seed: int = 5, **options: object) -> None:
-    """Write ``Task02_Heart/`` with ``subjects`` labelled cases and about half as many test cases.
+LAYOUTS = {"kaggle": ("Left_Atrial_Segmentation", ".nii"), "msd": ("Task02_Heart", ".nii.gz")}
+
+
+def generate(out: Path, *, subjects: int = 6, seed: int = 5, layout: str = "kaggle", **options: object) -> None:
+    """Write the task folder with ``subjects`` labelled cases and about half as many test cases.
 
     Images are int16 MRI-like volumes (96-128 in plane, 40-60 slices, ~1.25x1.25x1.37 mm) with a
     bright atrium blob where ``labelsTr`` is 1; stored orientation cycles through LPS, RAS, LAS.
     ``._la_XXX.nii.gz`` AppleDouble decoys sit beside the training files as in the MSD tar.
     """
-    if options:
-        raise TypeError(f"lasc synth: unknown options {sorted(options)}; known: subjects, seed")
-    root = Path(out) / "Task02_Heart"
+    if options or layout not in LAYOUTS:
+        raise TypeError(f"lasc synth: unknown options {sorted(options)} or layout {layout!r}; known: subjects, seed, "
+                        f"layout ({', '.join(LAYOUTS)})")
+    top, suffix = LAYOUTS[layout]
+    root = Path(out) / top
     for sub in ("imagesTr", "labelsTr", "imagesTs"):
         (root / sub).mkdir(parents=True)
     train, test = _ids(subjects, TRAIN_IDS, 31), _ids(max(1, subjects // 2), TEST_IDS, 31 + subjects)
@@ -67,7 +78,7 @@ def generate(out: Path, *, subjects: int = 6, seed: int = 5, **options: object) 
     for i, case in enumerate(train + test):
         rng = np.random.default_rng([seed, case])
         image, atrium, affine = _heart(rng)
-        name = f"la_{case:03d}.nii.gz"
+        name = f"la_{case:03d}{suffix}"
         scale = float(rng.uniform(400, 1500))
         orientation = ORIENTATIONS[i % len(ORIENTATIONS)]
         stored = np.round(image * scale).astype(np.int16)
@@ -78,6 +89,8 @@ def generate(out: Path, *, subjects: int = 6, seed: int = 5, **options: object) 
                 (root / sub / f"._{name}").write_bytes(DECOY)
         else:
             save_volume(root / "imagesTs" / name, stored, affine, orientation=orientation)
+    if layout == "kaggle":
+        return
     meta = {
         "name": "LeftAtrium",
         "description": "Left atrium segmentation (synthetic stand-in)",

@@ -1,4 +1,11 @@
-"""Stand-in for the MS brain MRI source (Mendeley 8bctsm8jz7): Patient-<n>/ FLAIR, T1, T2 + lesion masks."""
+"""Stand-in for the MS brain MRI source (Mendeley 8bctsm8jz7): Patient-<n>/ FLAIR, T1, T2 + lesion masks.
+
+What is not certain about the published headers is written both ways: odd patients' files carry no
+orientation (qform/sform codes 0, pixdim 1, as reported for the Mendeley files), stored so that
+slice ``[:, :, k]`` shows the head upright (axis 0 down the rows); even patients' files carry a full
+header in a stored orientation cycling through RAS, LPS, LAS. Patient 2's T1 is cropped: the
+sequences of one patient differ in shape and are not co-registered.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +14,7 @@ import re
 import zipfile
 from pathlib import Path
 
+import nibabel as nib
 import numpy as np
 
 from pipeline.formats.nifti import save_volume
@@ -117,6 +125,16 @@ def _write_xlsx(path: Path, rows: list[list[object]]) -> None:
             dst.writestr(zipfile.ZipInfo(info.filename, date_time=(2022, 1, 1, 0, 0, 0)), data)
 
 
+def save_unoriented(path: Path, array: np.ndarray, dtype: type) -> None:
+    """Save a RAS+ canonical array with no orientation in the header (codes 0, pixdim 1), its axes
+    stored as (posterior, left, superior): ``[:, :, k]`` is the upright radiological view."""
+    stored = np.ascontiguousarray(np.asarray(array).transpose(1, 0, 2)[::-1, ::-1, :]).astype(dtype)
+    img = nib.Nifti1Image(stored, None)
+    img.header.set_qform(None, code=0)
+    img.header.set_sform(None, code=0)
+    nib.save(img, str(path))
+
+
 def generate(out: Path, *, subjects: int = 8, seed: int = 2, **options: object) -> None:
     """Write ``Patient-<n>/<n>-{Flair,T1,T2}.nii`` and ``<n>-LesionSeg-<seq>.nii`` plus metadata.
 
@@ -138,9 +156,18 @@ def generate(out: Path, *, subjects: int = 8, seed: int = 2, **options: object) 
         mask_dtype = np.float32 if n % 4 == 0 else np.uint8
         for seq in SEQUENCES:
             img = np.clip(np.round(images[seq] * scale), 0, 32767).astype(np.int16)
-            save_volume(folder / f"{n}-{seq}.nii", img, affine, orientation=orientation)
+            mask, seq_affine = masks[seq], affine
+            if n == 2 and seq == "T1":  # not co-registered with FLAIR/T2: another field of view
+                img, mask = img[6:-6, 4:-4, 1:], mask[6:-6, 4:-4, 1:]
+                seq_affine = affine.copy()
+                seq_affine[:3, 3] += affine[:3, :3] @ [6, 4, 1]
             mask_path = folder / f"{n}-LesionSeg-{seq}.nii"
-            save_volume(mask_path, masks[seq], affine, orientation=orientation, dtype=mask_dtype)
+            if n % 2:
+                save_unoriented(folder / f"{n}-{seq}.nii", img, np.int16)
+                save_unoriented(mask_path, mask, mask_dtype)
+            else:
+                save_volume(folder / f"{n}-{seq}.nii", img, seq_affine, orientation=orientation)
+                save_volume(mask_path, mask, seq_affine, orientation=orientation, dtype=mask_dtype)
         age = int(rng.integers(18, 60))
         edss = float(rng.choice([0, 1, 1.5, 2, 3, 4.5]))
         rows.append([n, str(rng.choice(["F", "M"])), age, age - int(rng.integers(0, 15)), edss])
