@@ -65,8 +65,9 @@ def _depth_problem(series: Path, label: Path) -> str | None:
         return None
     count = len(dicom_files(series))
     if len(shape) >= 3 and shape[2] != count:
-        return (f"{label}: label has {shape[2]} slices but its series {series} has {count} DICOM files; "
-                "expected one label slice per DICOM slice (a partial download or another case's label)")
+        return (f"{label}: label has {shape[2]} slices but its series folder {series} holds {count} DICOM files; "
+                "expected one label slice per DICOM slice (a slice missing from the series, a second series in its "
+                "folder, or another case's label): download the case again")
     return None
 
 
