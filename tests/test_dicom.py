@@ -171,3 +171,42 @@ def test_volume_is_simpleitks_buffer_not_a_second_copy(tmp_path: Path) -> None:
     gc.collect()  # the image lives as long as the array: no dangling view
     np.testing.assert_array_equal(hu, stored[::-1, ::-1, :].astype(np.float32) - 1024)
     hu[0, 0, 0] = 5.0  # writable, like the copy it replaces
+
+
+def test_ct_without_rescale_tags_is_refused_unless_stored_as_hu(tmp_path: Path) -> None:
+    """Issue 11: CT without RescaleSlope/RescaleIntercept was taken as HU (+1024 HU off if stored HU + 1024)."""
+    stored = np.full(SHAPE, 40, np.int16)
+    _write(tmp_path, stored, intercept=None)
+    with pytest.raises(DatasetError, match=r"1-\d{3}\.dcm: no RescaleSlope/RescaleIntercept in any slice.*stored_as_hu"):
+        read_series(tmp_path)
+    hu, *_ = read_series(tmp_path, stored_as_hu=True)
+    assert float(hu.max()) == 40.0
+
+
+def test_rescale_tags_in_only_some_slices_are_refused(tmp_path: Path) -> None:
+    paths = _write(tmp_path, _stored())
+    ds = pydicom.dcmread(paths[3])
+    del ds.RescaleIntercept, ds.RescaleSlope
+    ds.save_as(paths[3], enforce_file_format=True)
+    with pytest.raises(DatasetError, match=rf"{paths[3].name}: no RescaleSlope/RescaleIntercept here but 6 of 7 slices"):
+        read_series(tmp_path, stored_as_hu=True)  # mixed presence is refused whatever the param
+
+
+def test_colour_series_in_a_ct_folder_is_refused(tmp_path: Path) -> None:
+    """An RGB (e.g. secondary capture) series holds no HU: windowing it as HU would be nonsense."""
+    paths = _write(tmp_path, _stored())
+    for path in paths:
+        ds = pydicom.dcmread(path)
+        ds.PhotometricInterpretation = "RGB"
+        ds.save_as(path, enforce_file_format=True)
+    with pytest.raises(DatasetError, match=r"PhotometricInterpretation RGB .*expected MONOCHROME1/2"):
+        read_series(tmp_path)
+
+
+def test_blank_slice_thickness_marks_the_slice_axis_spacing_unknown(tmp_path: Path) -> None:
+    _write(tmp_path, _stored(), thickness="", position_step=1.0)
+    _, _, spacing, meta = read_series(tmp_path)
+    assert meta["spacing_unknown"] == (2,) and spacing[2] == pytest.approx(1.0)
+    other = tmp_path / "b"
+    _write(other, _stored())
+    assert read_series(other)[3]["spacing_unknown"] == ()
