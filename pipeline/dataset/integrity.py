@@ -11,8 +11,9 @@ from pipeline.errors import DatasetError
 from pipeline.sources.subject import Subject
 
 PERCENTILES = (0.5, 50.0, 99.5)
-# Subject.meta counters that readers fill and the report totals (aisd, faz)
-READER_COUNTS = ("missing_masks", "clipped_points", "polygons", "ignored_files")
+# Subject.meta counters that readers fill and the report totals (aisd, faz, ms, pancreas)
+READER_COUNTS = ("missing_masks", "label_4_only_slices", "clipped_points", "polygons", "other_shapes",
+                 "orientation_assumed", "ignored_files")
 SAMPLE = 1 << 16  # voxels the intensity percentiles are taken from (nnU-Net samples 10k per case)
 
 

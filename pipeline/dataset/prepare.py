@@ -175,7 +175,6 @@ class Outcome:
     geometry: dict | None = None
     integrity: dict | None = None  # summarise_subject's record: shape, spacing, labels, percentiles
     error: str | None = None
-    counts: dict[str, int] = field(default_factory=dict)  # the reader's tallies (e.g. FAZ shapes not used)
 
 
 def relative_source(source: str, raw: str) -> str:
@@ -223,9 +222,8 @@ def run_task(task: Task) -> Outcome:
     }
     integrity = summarise_subject(subject, expected_labels=range(int(task.options.get("num_classes", 1)) + 1))
     integrity["sources"] = [relative_source(s, task.raw) for s in subject.sources]  # same wherever raw lives
-    counts = {str(k): int(v) for k, v in subject.meta.get("counts", {}).items()}
     return Outcome(subject.subject_id, task.split, rows, prepared.slices_seen, prepared.dropped,
-                   prepared.kept_empty, geometry, integrity, counts=counts)
+                   prepared.kept_empty, geometry, integrity)
 
 
 def write_json(path: Path, data: Any) -> None:
@@ -237,12 +235,9 @@ def summarize(outcomes: Sequence[Outcome], assignment: Mapping[str, str], splits
     and the integrity report of the subjects read (as ``python -m stages.check`` prints it)."""
     done = [o for o in outcomes if o.error is None]
     dropped: dict[str, int] = {}
-    counts: dict[str, int] = {}
     for o in done:
         for reason, n in o.dropped.items():
             dropped[reason] = dropped.get(reason, 0) + n
-        for name, n in o.counts.items():
-            counts[name] = counts.get(name, 0) + n
     return {
         "pairs": {s: sum(len(o.rows) for o in done if o.split == s) for s in splits},
         "subjects": {s: sum(1 for o in done if o.split == s) for s in splits},
@@ -251,7 +246,6 @@ def summarize(outcomes: Sequence[Outcome], assignment: Mapping[str, str], splits
         "kept_empty": sum(o.kept_empty for o in done),
         "skipped_subjects": {o.subject_id: o.error for o in outcomes if o.error is not None},
         "split_assignment": dict(sorted(assignment.items())),
-        "reader_counts": dict(sorted(counts.items())),
         "integrity": summarise([o.integrity for o in done if o.integrity], []),
     }
 

@@ -162,14 +162,14 @@ def load(ref: SubjectRef, *, missing_mask: str = Options.missing_mask,
     data = dict(zip(wanted, archive.read_sources(wanted, max_member_bytes=max_member_bytes,
                                                  max_total_bytes=max_total_bytes, max_ratio=max_ratio)))
     images, masks = [], []
-    counts = {"slices_without_mask": len(missing), "label_4_only_slices": 0}
+    label_4_only = 0
     for _, image_src, mask_src in rows:
         image = decode_grey(data[image_src], name=image_src)
         if mask_src:
             stored = decode_label(data[mask_src], name=mask_src)
             mask = target_mask(stored, name=mask_src, lesion_labels=labels, multiclass=multiclass)
             if stored.max() <= 5 and (stored == 4).any() and not (np.isin(stored, labels)).any():
-                counts["label_4_only_slices"] += 1
+                label_4_only += 1
             if mask.shape != image.shape:
                 raise DatasetError(mask_src, f"mask is {mask.shape[0]}x{mask.shape[1]} but its image {image_src} "
                                              f"is {image.shape[0]}x{image.shape[1]}")
@@ -189,6 +189,6 @@ def load(ref: SubjectRef, *, missing_mask: str = Options.missing_mask,
         modality="8bit",
         layout="stack",
         slice_names=tuple(r[0] for r in rows),
-        meta={"slices": len(rows), "missing_masks": len(missing), "counts": counts,
+        meta={"slices": len(rows), "missing_masks": len(missing), "label_4_only_slices": label_4_only,
               "spacing_unknown": (0, 1)},
     )

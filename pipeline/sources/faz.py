@@ -111,6 +111,6 @@ def load(ref: SubjectRef, *, faz_labels: Iterable[str] = FAZ_LABELS, max_member_
         layout="stack",
         slice_names=("0",),
         meta={"polygons": polygon.polygons, "clipped_points": polygon.clipped_points,
-              "split_unit": "image (no patient id is published)", "spacing_unknown": (0, 1),
-              "counts": {"faz_polygons": polygon.polygons, "other_shapes": polygon.other_shapes}},
+              "other_shapes": polygon.other_shapes, "split_unit": "image (no patient id is published)",
+              "spacing_unknown": (0, 1)},
     )
