@@ -12,6 +12,7 @@ import pytest
 
 from pipeline.errors import DatasetError
 from pipeline.sources import faz
+from pipeline.dataset.integrity import summarise, summarise_subject
 from pipeline.synth.faz import generate
 
 
@@ -108,7 +109,7 @@ def test_unpaired_files_are_listed_together(tmp_path):
 
 
 def test_nothing_found(tmp_path):
-    write_zip(tmp_path / "FAZ.zip", {"readme.txt": b"hello", "images/1.png": grey_png(4, 4)})
+    write_zip(tmp_path / "FAZ.zip", {"readme.txt": b"hello", "images/cover.png": grey_png(4, 4)})
     with pytest.raises(DatasetError, match=r"no FAZ images found: expected a zip .*FAZ_sgementation/<category>_all"):
         faz.discover(tmp_path)
 
@@ -129,3 +130,43 @@ def test_load_errors_name_the_member(tmp_path):
 def test_archive_limits_are_reader_options(raw):
     with pytest.raises(DatasetError, match="exceeds max_member_bytes=1000"):
         faz.discover(raw, max_member_bytes=1000)
+
+
+def test_category_folders_with_or_without_all_suffix(tmp_path):
+    """Issue 11: category folders had to end in _all; deep/ and deep_all/ are both the category deep."""
+    write_zip(tmp_path / "FAZ.zip", {
+        "FAZ_sgementation/deep/1.png": grey_png(10, 10), "FAZ_sgementation/deep/1.json": square_json(10, 10),
+        "FAZ_sgementation/superficial_all/1.png": grey_png(10, 10),
+        "FAZ_sgementation/superficial_all/1.json": square_json(10, 10),
+    })
+    assert [r.subject_id for r in faz.discover(tmp_path)] == ["deep_1", "superficial_1"]
+
+
+def labelme_doc(*shapes: tuple[str, list]) -> bytes:
+    return json.dumps({"shapes": [{"label": label, "shape_type": "polygon", "points": points}
+                                  for label, points in shapes],
+                       "imagePath": "1.png", "imageHeight": 10, "imageWidth": 10}).encode()
+
+
+def test_only_shapes_labelled_faz_are_painted_and_others_counted(tmp_path):
+    """Issue 11 / SOURCES.md: more than one shape per file; every polygon was painted as FAZ whatever its label."""
+    write_zip(tmp_path / "FAZ.zip", {
+        "FAZ_sgementation/deep_all/1.png": grey_png(10, 10),
+        "FAZ_sgementation/deep_all/1.json": labelme_doc(("faz", [[1, 1], [3, 1], [3, 3], [1, 3]]),
+                                                        ("vessel", [[6, 6], [8, 6], [8, 8], [6, 8]])),
+    })
+    (ref,) = faz.discover(tmp_path)
+    subject = faz.load(ref)
+    assert subject.mask[0, 2, 2] == 1 and subject.mask[0, 7, 7] == 0  # label compared without case
+    assert subject.meta["polygons"] == 1 and subject.meta["other_shapes"] == 1
+    assert summarise([summarise_subject(subject)], [])["reader_counts"]["other_shapes"] == 1
+    assert faz.load(ref, faz_labels=("vessel", "FAZ")).mask[0, 7, 7] == 1
+    with pytest.raises(DatasetError, match=r"1\.json: no shape labelled optic: its shapes are labelled \['faz', 'vessel'\]; set prepare\.reader\.faz_labels"):
+        faz.load(ref, faz_labels=("optic",))
+
+
+def test_synth_has_both_categories_and_a_second_shape_with_another_label(raw):
+    refs = faz.discover(raw)
+    assert {r.subject_id.split("_")[0] for r in refs} == {"deep", "superficial"}
+    others = [faz.load(r).meta["other_shapes"] for r in refs]
+    assert sum(others) == 1

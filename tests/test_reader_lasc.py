@@ -20,9 +20,10 @@ lasc = get_reader("lasc")
 TRAIN = ["la_003", "la_004", "la_005", "la_007"]
 
 
-def synth(out: Path, subjects: int, seed: int = 5) -> Path:
+def synth(out: Path, subjects: int, seed: int = 5, layout: str = "msd") -> Path:
+    """The MSD form by default here (dataset.json, .nii.gz); the Kaggle form has its own tests."""
     out.mkdir(parents=True)
-    get_synthesizer("lasc").generate(out, subjects=subjects, seed=seed)
+    get_synthesizer("lasc").generate(out, subjects=subjects, seed=seed, layout=layout)
     return out
 
 
@@ -136,14 +137,32 @@ def test_label_on_another_grid_is_rejected(copy):
         lasc.load(ref)
 
 
-def test_label_outside_zero_one_is_rejected(copy):
+def test_labels_above_1_pass_on_and_non_integer_labels_are_rejected(copy):
+    """Multi-class labels reach prepare (its num_classes decides); a label volume that is not whole numbers
+    (an image saved as a label) is refused by the reader."""
     ref = lasc.discover(copy)[0]
     img = nib.load(ref.files[1], mmap=False)
     data = np.asanyarray(img.dataobj).copy()
     data[data == 1] = 2
     nib.Nifti1Image(data, img.affine).to_filename(ref.files[1])
-    with pytest.raises(DatasetError, match=r"unexpected label values 2 in \d+ voxels: expected only \[0, 1\]"):
+    assert set(np.unique(lasc.load(ref).mask).tolist()) == {0, 2}
+    nib.Nifti1Image(data.astype(np.float32) * 0.3, img.affine).to_filename(ref.files[1])
+    with pytest.raises(DatasetError, match=r"non-integer label values 0\.6 in \d+ voxels"):
         lasc.load(ref)
+
+
+def test_kaggle_form_uncompressed_nii_appledouble_decoys_no_dataset_json(tmp_path):
+    """SOURCES.md: the Kaggle copy (the seed reads Left_Atrial_Segmentation/imagesTr/*.nii) may lack
+    dataset.json and ship .nii; macOS ._ files beside the volumes are not NIfTI."""
+    raw = synth(tmp_path / "kaggle", subjects=3, layout="kaggle")
+    tree = _tree(raw)
+    assert not any(k.endswith("dataset.json") for k in tree)
+    assert "Left_Atrial_Segmentation/imagesTr/la_003.nii" in tree and "Left_Atrial_Segmentation/imagesTr/._la_003.nii" in tree
+    refs = lasc.discover(raw)
+    assert [r.subject_id for r in refs] == TRAIN[:3]
+    subject = lasc.load(refs[0])
+    assert subject.mask.any() and subject.image[subject.mask == 1].mean() > subject.image.mean()
+    assert lasc.notes(raw) and "imagesTs" in lasc.notes(raw)[0]
 
 
 def _tree(root: Path) -> dict[str, bytes]:
