@@ -24,6 +24,9 @@ def expected_labels(num_classes: int) -> list[int]:
 
 
 def check_one(key: str, ref: SubjectRef, *, options: dict, labels: list[int]) -> tuple[dict | None, dict | None]:
+    if ref.problem:  # found while listing (e.g. a label without its series): reported like a failed load
+        path, _, problem = ref.problem.partition(": ")
+        return None, error_record(DatasetError(path, problem), subject=ref.subject_id)
     try:
         subject = get_reader(key).load(ref, **options)
     except DatasetError as error:

@@ -64,3 +64,30 @@ def test_zero_ratio_split_stays_empty():
 def test_bad_ratios_are_explained(ratios, message):
     with pytest.raises(ValueError, match=message):
         assign_splits(["a"], ratios, seed=0)
+
+
+def test_pinned_subjects_keep_their_split_and_others_balance_around_them():
+    """A publisher's official test cases (AISD's 52) stay in test; the rest fill the other splits."""
+    ids = [f"s{i:03d}" for i in range(100)]
+    pins = {f"s{i:03d}": "test" for i in range(0, 40, 4)}  # 10 pinned, below the test share of 15
+    for seed in range(5):
+        got = assign_splits(ids, RATIOS, seed=seed, pinned=pins)
+        assert all(got[s] == "test" for s in pins)
+        counts = [list(got.values()).count(name) for name in RATIOS]
+        assert counts in ([70, 15, 15], [69, 16, 15], [70, 16, 14], [71, 15, 14], [70, 14, 16], [71, 14, 15]), counts
+
+
+def test_pins_beyond_a_split_share_fill_it_alone():
+    ids = [f"s{i:02d}" for i in range(20)]
+    pins = {f"s{i:02d}": "test" for i in range(8)}  # 8 pinned, far above the test share of 3
+    got = assign_splits(ids, RATIOS, seed=1, pinned=pins)
+    assert sorted(s for s, split in got.items() if split == "test") == sorted(pins)
+    rest = [got[s] for s in ids if s not in pins]
+    assert rest.count("train") in (9, 10) and rest.count("valid") in (2, 3)  # 12 shared 70:15
+
+
+def test_no_pins_is_the_unpinned_assignment_and_unknown_pins_are_ignored():
+    ids = [f"s{i}" for i in range(30)]
+    assert assign_splits(ids, RATIOS, seed=3, pinned={"not-there": "test"}) == assign_splits(ids, RATIOS, seed=3)
+    with pytest.raises(ValueError, match=r"pinned to unknown split\(s\) \['holdout'\]"):
+        assign_splits(ids, RATIOS, seed=3, pinned={"s1": "holdout"})
