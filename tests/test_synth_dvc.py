@@ -13,9 +13,9 @@ def test_dvc_repro_synth_ms_and_lasc_then_noop(dvc_repo):
     ms = dvc_repo / "data" / "synthetic" / "ms"
     assert (ms / "Patient-1" / "1-Flair.nii").is_file() and (ms / "Patient-1" / "1-LesionSeg-Flair.nii").is_file()
     assert (ms / "patient_info.xlsx").is_file()
-    task = dvc_repo / "data" / "synthetic" / "lasc" / "Task02_Heart"
-    assert (task / "dataset.json").is_file() and (task / "imagesTr" / "la_003.nii.gz").is_file()
-    assert (task / "imagesTr" / "._la_003.nii.gz").is_file()
+    task = dvc_repo / "data" / "synthetic" / "lasc" / "Left_Atrial_Segmentation"  # the Kaggle form
+    assert not (task / "dataset.json").exists() and (task / "imagesTr" / "la_003.nii").is_file()
+    assert (task / "imagesTr" / "._la_003.nii").is_file()
     assert (dvc_repo / "dvc.lock").is_file()
 
     again = dvc(dvc_repo, "repro", "synth@ms", "synth@lasc")
