@@ -190,7 +190,8 @@ def labelme_mask(data: bytes, *, name: str, image_shape: tuple[int, int] | None 
     polygons, clipped, others = [], 0, 0
     wanted = None if labels is None else {str(v).strip().lower() for v in labels}
     for index, shape in enumerate(doc["shapes"]):
-        if wanted is not None and str((shape or {}).get("label", "") if isinstance(shape, dict) else "").strip().lower() not in wanted:
+        label = str(shape.get("label", "")) if isinstance(shape, dict) else ""
+        if wanted is not None and label.strip().lower() not in wanted:
             others += 1
             continue
         points = _shape_points(shape, index, name=name)

@@ -123,8 +123,9 @@ def pinned_splits(refs: Iterable[SubjectRef], *, pin_test_cases: bool = Options.
 def _check_options(lesion_labels: Iterable[int], missing_mask: str) -> tuple[int, ...]:
     labels = tuple(sorted({int(v) for v in lesion_labels}))
     if not labels or not set(labels) <= set(PUBLISHER_CLASSES[1:]):
-        raise DatasetError("prepare.reader.lesion_labels", f"{list(labels)}: expected publisher classes from 1-5 "
-                                                           "(1 remote, 2 clear, 3 blurred, 4 invisible acute, 5 infarct)")
+        raise DatasetError("prepare.reader.lesion_labels",
+                           f"{list(labels)}: expected publisher classes from 1-5 "
+                           "(1 remote, 2 clear, 3 blurred, 4 invisible acute, 5 infarct)")
     if missing_mask not in MISSING_MASK:
         raise DatasetError("prepare.reader.missing_mask", f"must be one of {MISSING_MASK}, found {missing_mask!r}")
     return labels

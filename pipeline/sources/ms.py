@@ -153,6 +153,6 @@ def load(ref: SubjectRef, *, sequence: str | None = None, grid_tolerance: float 
         layout="volume",
         affine=image.affine,
         orientation=image.orientation,
-        meta={"sequence": seq, "mask_orientation": mask.orientation, "orientation_assumed": int(assumed or mask_assumed),
-              "spacing_unknown": (0, 1, 2) if unknown else ()},
+        meta={"sequence": seq, "mask_orientation": mask.orientation,
+              "orientation_assumed": int(assumed or mask_assumed), "spacing_unknown": (0, 1, 2) if unknown else ()},
     )
