@@ -177,11 +177,11 @@ def test_every_setting_has_an_explanation():
 
 @pytest.mark.parametrize("key", list(READERS))
 def test_reader_options_are_the_readers_keyword_options(key):
-    """Options declares exactly the keyword options of discover/load, with their defaults."""
+    """Options declares exactly the keyword options of discover/load (and pinned_splits), with their defaults."""
     reader = get_reader(key)
     declared = {f.name: f.default for f in dataclasses.fields(reader.Options)}
     keywords = {}
-    for func in (reader.discover, reader.load):
+    for func in (reader.discover, reader.load, getattr(reader, "pinned_splits", reader.load)):
         for p in inspect.signature(func).parameters.values():
             if p.kind is p.KEYWORD_ONLY:
                 keywords.setdefault(p.name, p.default)
