@@ -21,6 +21,8 @@ def params_file(tmp_path: Path, key: str, **prepare) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["image_size"] = 64
     params["datasets"][key]["prepare"].update(prepare)
+    if prepare.get("num_classes", 1) > 1:  # several classes train with a softmax head (checked with the params)
+        params["datasets"][key]["train"].update(head="softmax", loss="cce_dice_loss")
     path = tmp_path / f"params-{key}.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
