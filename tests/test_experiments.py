@@ -39,7 +39,7 @@ def _check_volumes(repo) -> None:
     tested = [s for s, e in geometry.items() if e["split"] == "test"]
     assert tested
     for subject in tested:
-        stored = nib.load(repo / f"data/synthetic/lasc/Task02_Heart/labelsTr/{subject}.nii.gz")
+        stored = nib.load(repo / f"data/synthetic/lasc/Left_Atrial_Segmentation/labelsTr/{subject}.nii")  # Kaggle form
         predicted = nib.load(repo / f"artifacts/lasc/infer/volumes/{subject}.nii.gz")
         # the source label file's own grid: shape, axis order and affine as stored (LPS, LAS, ...)
         assert np.allclose(predicted.affine, stored.affine, atol=1e-4)
