@@ -293,15 +293,16 @@ def ms_header_declares_gigabytes(raw: Path) -> str:
 
 
 def lasc_constant_image(raw: Path) -> str:
-    edit_nifti(raw / "Task02_Heart" / "imagesTr" / "la_003.nii.gz", lambda d: np.zeros_like(d))
+    edit_nifti(lasc_file(raw, "imagesTr"), lambda d: np.zeros_like(d))
     return "la_003"
 
 
 def lasc_duplicate_id(raw: Path) -> None:
-    path = raw / "Task02_Heart" / "dataset.json"
-    meta = json.loads(path.read_text())
-    meta["training"].append(dict(meta["training"][0]))
-    path.write_text(json.dumps(meta))
+    """An MSD dataset.json (the Kaggle form ships none) listing one case twice."""
+    task = lasc_file(raw, "imagesTr").parent.parent
+    cases = sorted(p.name for p in (task / "imagesTr").iterdir() if not p.name.startswith("."))
+    training = [{"image": f"./imagesTr/{c}", "label": f"./labelsTr/{c}"} for c in cases]
+    (task / "dataset.json").write_text(json.dumps({"training": [*training, dict(training[0])]}))
 
 
 def pancreas_gantry_tilt(raw: Path) -> str:
@@ -391,9 +392,9 @@ CASES = {
     # nothing lost, ever: hostile sizes, real-world oddities and useless output
     "ms-header-declares-gigabytes": Case("ms", ms_header_declares_gigabytes, r"Patient-1/1-Flair\.nii",
                                          r"4096x4096x400 .* exceeds max_volume_bytes=\d+"),
-    "lasc-constant-image": Case("lasc", lasc_constant_image, r"imagesTr/la_003\.nii\.gz",
+    "lasc-constant-image": Case("lasc", lasc_constant_image, r"imagesTr/la_003\.nii",
                                 r"image is constant \(0 everywhere\) under a non-empty mask"),
-    "lasc-duplicate-id": Case("lasc", lasc_duplicate_id, r"Task02_Heart/dataset\.json",
+    "lasc-duplicate-id": Case("lasc", lasc_duplicate_id, r"Left_Atrial_Segmentation/dataset\.json",
                               r"duplicate case ids under 'training': 'la_003' \(entries 0, 2\)"),
     "pancreas-gantry-tilt": Case("pancreas", pancreas_gantry_tilt, r"PANCREAS_0001/",
                                  r"gantry tilt: slices are stacked 15\.0 degrees off their normal"),

@@ -64,7 +64,7 @@ def _depth_problem(series: Path, label: Path) -> str | None:
     except Exception:  # noqa: BLE001  (a damaged label is reported, with its reason, by load)
         return None
     count = len(dicom_files(series))
-    if len(shape) >= 3 and shape[2] != count:
+    if count > 1 and len(shape) >= 3 and shape[2] != count:  # a single file (multi-frame?) is load's to name
         return (f"{label}: label has {shape[2]} slices but its series folder {series} holds {count} DICOM files; "
                 "expected one label slice per DICOM slice (a slice missing from the series, a second series in its "
                 "folder, or another case's label): download the case again")
