@@ -14,6 +14,7 @@ import copy
 import dataclasses
 import difflib
 import math
+import re
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -23,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from pipeline.errors import UsageError
 
+SAFE_KEY = re.compile(r"[a-z][a-z0-9_]*")
 SECTIONS = ("synth", "prepare", "augment", "train", "evaluate")
 GLOBALS = ("seed", "image_size", "n_jobs")
 # models/ imports TensorFlow; these mirror models.losses / models.training (tests/test_config.py checks)
@@ -299,6 +301,10 @@ class Settings:
                     for key in self.defaults if key not in SECTIONS]
         if not isinstance(self.datasets, Mapping) or not self.datasets:
             out.append(f"{self.file}: datasets: expected one block per dataset, e.g. datasets: {{lasc: {{raw: ...}}}}")
+        else:  # a key becomes part of dvc.yaml commands and output paths: keep it a plain word
+            out += [f"{self.file}: datasets.{key}: dataset keys are lower-case letters, digits and _ "
+                    "(starting with a letter), e.g. lasc or my_heart" for key in self.datasets
+                    if not (isinstance(key, str) and SAFE_KEY.fullmatch(key))]
         return out
 
     def merged(self, key: str) -> dict[str, Any]:

@@ -126,6 +126,14 @@ def test_each_problem_is_one_line_naming_the_key_and_the_fix(tmp_path, edit, lin
     assert "\n" not in found[0]
 
 
+def test_dataset_keys_are_plain_words(tmp_path):
+    """A key reaches dvc.yaml commands and output paths (``data/prepared/${key}``): no shell text."""
+    path = write(tmp_path, lambda p: p["datasets"].update({"my heart;rm": dict(p["datasets"]["lasc"])}))
+    found = Settings(path).top_level_problems()
+    assert found == [f"{path}: datasets.my heart;rm: dataset keys are lower-case letters, digits and _ "
+                     "(starting with a letter), e.g. lasc or my_heart"]
+
+
 def test_dataset_params_raises_a_usage_error_before_any_work(tmp_path):
     path = write(tmp_path, lambda p: p["defaults"]["prepare"].update(keep_empty_fraction=1.5))
     with pytest.raises(UsageError, match=r"params\.yaml: defaults\.prepare\.keep_empty_fraction: input should be "
