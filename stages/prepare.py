@@ -9,12 +9,20 @@ from tqdm import tqdm
 from pipeline.errors import DatasetError, UsageError
 from pipeline.slices.intensity import check_spec
 from pipeline.sources import get_reader
-from pipeline.dataset.split import SPLITS, assign_splits
+from pipeline.dataset.split import SPLITS, PinnedMismatch, plan_splits, read_splits, write_splits
 from pipeline.writers import atomic_dir
 from stages.common import base_parser, dataset_params, raw_folder, resolve_jobs, stage_edge
 
 OPTIONS = ("letterbox", "intensity", "axis", "channels", "min_foreground_pixels", "keep_empty_fraction",
-           "num_classes", "rgb_map")
+           "num_classes", "rgb_map", "context_slices")
+
+
+def read_pinned(path: Path, out: Path):
+    """The split file to pin, refused when it lies in the output (DVC deletes that before the run)."""
+    if path.resolve().is_relative_to(out.resolve()):
+        raise DatasetError(path, f"the split file lies in the output folder {out}, which prepare replaces; "
+                                 "copy it elsewhere first, e.g. to splits/")
+    return read_splits(path)
 
 
 @stage_edge("prepare")
@@ -34,6 +42,8 @@ def main(argv: list[str] | None = None) -> None:
     on_error = args.on_error or prep.get("on_error", "fail")
     split = dict(prep.get("split", {}))
     split_seed = int(split.pop("seed", params.get("seed", 0)))
+    folds, fold = int(split.pop("folds", 0) or 0), split.pop("fold", None)
+    split_file, new_subjects = split.pop("file", None), split.pop("new_subjects", "assign")
     options = {k: prep[k] for k in OPTIONS if k in prep}
     options.update(size=int(params.get("image_size", 512)), seed=int(prep.get("seed", params.get("seed", 0))))
     jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
@@ -55,10 +65,15 @@ def main(argv: list[str] | None = None) -> None:
         raise DatasetError(path, problem)
     refs = [r for r in refs if not r.problem]
     pins = reader.pinned_splits(refs, **prep.get("reader", {})) if hasattr(reader, "pinned_splits") else {}
+    pinned = read_pinned(Path(split_file), args.out) if split_file else None
     try:
-        assignment = assign_splits([r.subject_id for r in refs], split, seed=split_seed, pinned=pins)
+        plan = plan_splits([r.subject_id for r in refs], split, seed=split_seed, folds=folds, pins=pins,
+                           fold=None if fold is None else int(fold), pinned=pinned, new_subjects=new_subjects)
+    except PinnedMismatch as err:  # ids of a split file that do not match the data: the file is the problem
+        raise DatasetError(split_file, str(err)) from None
     except ValueError as err:
         raise UsageError(f"{where}.split: {err}") from None
+    assignment = plan.subjects
     if len(assignment) != len(refs):
         raise DatasetError(args.raw, "two subjects share one id; expected unique subject ids")
 
@@ -80,10 +95,12 @@ def main(argv: list[str] | None = None) -> None:
         rows = [row for o in outcomes for row in o.rows]
         write_manifest(tmp / "manifest.csv", rows)
         classes = int(options.get("num_classes", 1))
+        channels = 3 if options.get("context_slices") else int(options.get("channels", 1))  # 2.5D: z-1, z, z+1
         write_info(tmp, DatasetInfo(
-            num_classes=classes, channels=int(options.get("channels", 1)), image_size=options["size"],
+            num_classes=classes, channels=channels, image_size=options["size"],
             mask_encoding=mask_encoding(num_classes=classes, rgb_map=options.get("rgb_map")),
             slice_axis=int(options.get("axis", 2))))
+        write_splits(tmp / "splits.json", plan)
         stats = summarize(outcomes, assignment, SPLITS)
         stats["pinned_splits"] = dict(sorted(pins.items()))  # subjects the reader fixed to a split
         stats["notes"] = reader.notes(args.raw) if hasattr(reader, "notes") else []  # e.g. unused files

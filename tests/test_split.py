@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from pipeline.dataset.split import assign_splits
+from pipeline.dataset.split import assign_folds, assign_splits, plan_splits, read_splits, write_splits
+from pipeline.errors import DatasetError
 
 RATIOS = {"train": 0.7, "valid": 0.15, "test": 0.15}
 
@@ -91,3 +92,68 @@ def test_no_pins_is_the_unpinned_assignment_and_unknown_pins_are_ignored():
     assert assign_splits(ids, RATIOS, seed=3, pinned={"not-there": "test"}) == assign_splits(ids, RATIOS, seed=3)
     with pytest.raises(ValueError, match=r"pinned to unknown split\(s\) \['holdout'\]"):
         assign_splits(ids, RATIOS, seed=3, pinned={"s1": "holdout"})
+# --- pinned subjects, folds, split files ------------------------------------------------------------
+
+@pytest.mark.parametrize("n, k", [(5, 5), (12, 5), (37, 4), (10, 3)])
+def test_folds_are_balanced_exclusive_and_seeded(n, k):
+    ids = [f"p{i}" for i in range(n)]
+    got = assign_folds(ids, k, seed=7)
+    sizes = [list(got.values()).count(f) for f in range(k)]
+    assert sorted(got) == sorted(ids) and max(sizes) - min(sizes) <= 1 and min(sizes) >= 1
+    assert assign_folds(ids, k, seed=8) != got or n == k
+    with pytest.raises(ValueError, match=f"{n + 1} folds need at least {n + 1} train\\+valid subjects"):
+        assign_folds(ids, n + 1, seed=7)
+
+
+def test_plan_keeps_test_out_of_every_fold_and_selects_a_fold():
+    ids = [f"c{i:02d}" for i in range(14)]
+    plan = plan_splits(ids, RATIOS, seed=1, folds=5)
+    test = {s for s, split in plan.subjects.items() if split == "test"}
+    assert test and not test & set(plan.folds) and set(plan.folds) | test == set(ids)
+    doc = plan.to_json()
+    assert len(doc["folds"]) == 5 and all(set(f["train"]) | set(f["val"]) == set(plan.folds) for f in doc["folds"])
+    chosen = plan_splits(ids, RATIOS, seed=1, folds=5, fold=2)
+    assert {s for s, split in chosen.subjects.items() if split == "valid"} == set(doc["folds"][2]["val"])
+    assert {s for s, split in chosen.subjects.items() if split == "test"} == test
+    with pytest.raises(ValueError, match="no folds"):
+        plan_splits(ids, RATIOS, seed=1, fold=0)
+    assert plan_splits(ids[:3], RATIOS, seed=1, folds=5).folds == {}  # too few subjects: no folds
+
+
+def test_split_file_round_trip_pins_everything_and_new_subjects_follow_the_policy(tmp_path):
+    ids = [f"c{i:02d}" for i in range(14)]
+    plan = plan_splits(ids, RATIOS, seed=1, folds=5, fold=1)
+    write_splits(tmp_path / "splits.json", plan)
+    pinned = read_splits(tmp_path / "splits.json")
+    assert pinned == plan
+    # another seed: the file wins, byte for byte
+    again = plan_splits(ids, RATIOS, seed=99, folds=5, fold=1, pinned=pinned)
+    write_splits(tmp_path / "again.json", again)
+    assert (tmp_path / "again.json").read_bytes() == (tmp_path / "splits.json").read_bytes()
+    grown = plan_splits([*ids, "new1", "new2"], RATIOS, seed=99, folds=5, pinned=pinned)
+    assert {s: grown.subjects[s] for s in ids} == plan.subjects and {s: grown.folds[s] for s in plan.folds} == plan.folds
+    as_train = plan_splits([*ids, "new1"], RATIOS, seed=99, folds=5, pinned=pinned, new_subjects="train")
+    assert as_train.subjects["new1"] == "train" and "new1" in as_train.folds
+    with pytest.raises(ValueError, match="1 subject\\(s\\) are not in the split file: new1"):
+        plan_splits([*ids, "new1"], RATIOS, seed=1, pinned=pinned, new_subjects="fail")
+    with pytest.raises(ValueError, match="2 subject\\(s\\) in the split file are not in the data: c00, c05"):
+        plan_splits([s for s in ids if s not in ("c00", "c05")], RATIOS, seed=1, pinned=pinned)
+    with pytest.raises(ValueError, match="the split file has 5 folds but split.folds is 3"):
+        plan_splits(ids, RATIOS, seed=1, folds=3, pinned=pinned)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("{not json", "not a readable JSON split file"),
+    ('{"subjects": {"a": "holdout"}}', "have a split other than train, valid, test"),
+    ('{"subjects": {"a": "train", "b": "test"}, "folds": [{"train": [], "val": ["a", "b"]}]}',
+     "not train/valid: b"),
+    ('[{"train": ["a"], "val": ["b"]}]', 'expected {"subjects"'),
+])
+def test_bad_split_files_are_explained(tmp_path, text, message):
+    path = tmp_path / "splits.json"
+    path.write_text(text)
+    with pytest.raises(DatasetError, match=message) as err:
+        read_splits(path)
+    assert str(path) in str(err.value)
+    with pytest.raises(DatasetError, match="split file not found; copy"):
+        read_splits(tmp_path / "missing.json")

@@ -76,21 +76,31 @@ def _check_subject(subject: Subject, num_classes: int) -> None:
                            "number, else fix or replace the mask") from None
 
 
+def context_rows(keep: Sequence[int], count: int, *, context_slices: int) -> list[tuple[int, ...]]:
+    """The slice indices whose pixels make up each kept slice's channels: ``(z,)`` without context,
+    ``(z-N, ..., z, ..., z+N)`` with ``N`` context slices, clamped to the subject (edges repeat)."""
+    return [tuple(min(max(z + d, 0), count - 1) for d in range(-context_slices, context_slices + 1)) for z in keep]
+
+
 def prepare_subject(
     subject: Subject, *, size: int, letterbox: bool, intensity: Mapping[str, Any], axis: int, channels: int,
     min_foreground_pixels: int, keep_empty_fraction: float, seed: int, num_classes: int = 1,
-    rgb_map: Mapping[int, Sequence[int]] | None = None, threads: int = 1,
+    rgb_map: Mapping[int, Sequence[int]] | None = None, threads: int = 1, context_slices: int = 0,
 ) -> PreparedSubject:
     """Window/normalise the whole subject once, then slice, filter, resize and encode the kept slices.
 
     A slice is kept when its source mask has at least ``min_foreground_pixels`` foreground pixels,
     or, being empty, when its seeded draw falls under ``keep_empty_fraction``; the others are
-    counted under ``dropped["below_min_foreground"]``. Raises DatasetError for unusable input.
+    counted under ``dropped["below_min_foreground"]``. ``context_slices=1`` writes slices z-1, z, z+1
+    as the R, G, B channels of each image (2.5D; the border slice repeats at the ends, ``channels``
+    is then ignored); the mask is slice z's. Raises DatasetError for unusable input.
     Slices are resized and encoded on ``threads`` threads (OpenCV, numpy and isal release the GIL),
     so one subject uses several cores; the records and their bytes are the same for any count.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, found {channels}")
+    if context_slices not in (0, 1):
+        raise ValueError(f"context_slices must be 0 (one slice) or 1 (z-1, z, z+1 as an RGB PNG), found {context_slices!r}")
     _check_subject(subject, num_classes)
     try:
         grey = to_uint8(subject.image, spec=intensity)
@@ -107,16 +117,22 @@ def prepare_subject(
         elif keep_empty_slice(seed, subject.subject_id, index, keep_empty_fraction):
             keep.append(index)
             kept_empty += 1
+    rows = context_rows(keep, len(counts), context_slices=context_slices)
+    needed = sorted({i for row in rows for i in row})
     if subject.layout == "stack":
-        images, masks = grey[keep], subject.mask[keep]
+        stack, masks = grey[needed], subject.mask[keep]
     else:  # one blocked copy per volume instead of a strided gather per slice
-        images, masks = display_stack(grey, axis=axis, indices=keep), display_stack(subject.mask, axis=axis, indices=keep)
+        stack = display_stack(grey, axis=axis, indices=needed)
+        masks = display_stack(subject.mask, axis=axis, indices=keep)
     del grey
+    at = {index: j for j, index in enumerate(needed)}
 
     def record(j: int) -> tuple[SliceRecord, Placement]:
-        image2d, mask2d, index = images[j], masks[j], keep[j]
+        row, mask2d, index = rows[j], masks[j], keep[j]
+        # OpenCV's channel order is BGR: reversed, so that a PNG reader's R, G, B are z-1, z, z+1
+        image2d = stack[at[row[0]]] if len(row) == 1 else cv2.merge([stack[at[i]] for i in reversed(row)])
         image_sq, mask_sq, placement = fit_to_square(image2d, mask2d, size=size, letterbox=letterbox)
-        if channels == 3:
+        if channels == 3 and image_sq.ndim == 2:
             image_sq = cv2.cvtColor(image_sq, cv2.COLOR_GRAY2BGR)
         encoded = cv2.LUT(mask_sq, lut) if lut.ndim == 1 else lut[mask_sq]
         return SliceRecord(
