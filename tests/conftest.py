@@ -12,7 +12,7 @@ import pytest
 import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
-PROJECT_FILES = ("pipeline", "stages", "models", "dvc.yaml", "params.yaml", "pyproject.toml")
+PROJECT_FILES = ("pipeline", "stages", "models", "splits", "dvc.yaml", "params.yaml", "pyproject.toml")
 
 
 def run(cmd: list[str], cwd: Path, check: bool = True) -> subprocess.CompletedProcess:
