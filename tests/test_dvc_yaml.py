@@ -8,6 +8,7 @@ registries) are followed through their registries.
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -55,10 +56,20 @@ def _closure(modules) -> set[str]:
 STAGES = yaml.safe_load((ROOT / "dvc.yaml").read_text())["stages"]
 
 
+def _spec(stage: str) -> dict:
+    """A stage's definition, whether it loops with foreach/do or matrix."""
+    return STAGES[stage].get("do", STAGES[stage])
+
+
+def _module(stage: str) -> str:
+    return re.search(r"python -m (stages\.\w+)", _spec(stage)["cmd"]).group(1)
+
+
 @pytest.mark.parametrize("stage", sorted(STAGES))
 def test_every_imported_module_is_a_dependency(stage):
-    deps = [d for d in STAGES[stage]["do"]["deps"] if d.split("/")[0] in PACKAGES]
-    code = _closure([f"stages.{stage}", *REGISTRIES.get(stage, ())])
+    deps = [d for d in _spec(stage)["deps"] if d.split("/")[0] in PACKAGES]
+    module = _module(stage)
+    code = _closure([module, *REGISTRIES.get(module.split(".")[1], ())])
     covered = {f for f in code if any(f == d or f.startswith(d.rstrip("/") + "/") for d in deps)}
     assert sorted(code - covered) == [], f"{stage}: add these to its deps in dvc.yaml"
     unused = [d for d in deps if not any(f == d or f.startswith(d.rstrip("/") + "/") for f in code)]
