@@ -10,6 +10,12 @@ split holds ``floor(n * ratio)`` or ``ceil(n * ratio)`` subjects (and, when ther
 subjects, at least one for every positive ratio). Only subjects near an interval boundary ever
 move, so adding one subject moves at most a few of the others (measured in tests/test_split.py);
 the assignment is written to stats.json and the manifest.
+
+To move none at all, pin them: prepare writes ``splits.json`` (every subject's split, and the
+cross-validation folds of the train+valid subjects in the shape of nnU-Net's ``splits_final.json``),
+and :func:`plan_splits` given that file back keeps every subject in it where it was, drawing only
+the new ones. Folds are drawn and balanced the same way, with their own hash; the test subjects
+are in no fold.
 """
 
 from __future__ import annotations
