@@ -63,7 +63,7 @@ def main(argv: list[str] | None = None) -> None:
                            "train it again on this set")
     scores = score_split(
         model, split_dir, subjects=subjects_by_stem(args.data), input_size=train["input_size"],
-        channels=train["channels"], num_classes=info.num_classes, head=train.get("head", "sigmoid"),
+        channels=model.input_shape[-1], num_classes=info.num_classes, head=train.get("head", "sigmoid"),
         threshold=opts["threshold"],
         batch_size=train.get("batch_size", 8), keep=keep, progress=tqdm,
     )

@@ -61,7 +61,7 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_dir(args.out, inputs=[args.images, args.prepared, args.model]) as out:
         for start in tqdm(range(0, len(paths), CHUNK), desc=f"infer@{args.dataset}", unit="chunk"):
             chunk = paths[start:start + CHUNK]
-            x = load_images(chunk, input_size=train["input_size"], channels=train["channels"])
+            x = load_images(chunk, input_size=train["input_size"], channels=model.input_shape[-1])
             probs = np.concatenate([pr for _, pr in predict_array(model, x, batch_size=train.get("batch_size", 8))])
             for j, (path, small) in enumerate(zip(chunk, probs_to_labels(probs, threshold=threshold))):
                 image = read_image(path)

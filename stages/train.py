@@ -9,7 +9,7 @@ import numpy as np
 
 from pipeline.errors import UsageError
 from pipeline.dataset.prepared import list_pairs, read_info
-from pipeline.learning.heads import model_outputs
+from pipeline.learning.heads import input_channels, model_outputs
 from pipeline.writers import guarded_dir
 from stages.common import base_parser, dataset_params, import_tensorflow, stage_edge
 
@@ -49,7 +49,8 @@ def main(argv: list[str] | None = None) -> None:
         keras.mixed_precision.set_global_policy("mixed_float16")
     strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
-    shape = dict(input_size=p["input_size"], channels=p["channels"], num_classes=info.num_classes)
+    channels = input_channels(requested=p["channels"], prepared=info.channels)
+    shape = dict(input_size=p["input_size"], channels=channels, num_classes=info.num_classes)
     batch = p["batch_size"] * strategy.num_replicas_in_sync
     head = p.get("head", "sigmoid")
     train = make_dataset(args.data / "train", **shape, head=head, batch_size=batch, shuffle=True, seed=p["seed"])
@@ -59,7 +60,7 @@ def main(argv: list[str] | None = None) -> None:
     stems, images, masks = load_pairs(args.data / "valid", **shape, stems=[valid_stems[i] for i in picks])
 
     with strategy.scope():
-        model = build_unet(p["input_size"], p["channels"], outputs, *(p[k] for k in ARCH))
+        model = build_unet(p["input_size"], channels, outputs, *(p[k] for k in ARCH))
         model.compile(
             optimizer=make_optimizer(p["optimizer"], learning_rate=p["learning_rate"],
                                      clipvalue=p.get("clipvalue")),

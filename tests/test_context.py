@@ -7,6 +7,7 @@ import pytest
 
 from pipeline.dataset.augment import augment_pair, build_pipeline
 from pipeline.dataset.prepare import context_rows, prepare_subject
+from pipeline.learning.heads import input_channels
 from pipeline.learning.tfdata import load_pairs
 from tests.test_prepare import OPTIONS, decode, volume_subject
 
@@ -66,3 +67,9 @@ def test_augment_moves_the_channels_together():
     steps = (abs(b - g - 10) <= 2) & (abs(g - r - 10) <= 2)
     assert content.mean() > 0.5 and steps[content].mean() > 0.97
     assert (b[content] > 150).mean() > 0.3  # the stripes are still there
+
+
+def test_model_input_channels_never_drop_the_context():
+    assert input_channels(requested=1, prepared=3) == 3  # a 2.5D set: its three slices, not their grey mean
+    assert input_channels(requested=3, prepared=1) == 3  # a grey set replicated, as the seeds trained
+    assert input_channels(requested=1, prepared=1) == 1

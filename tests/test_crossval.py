@@ -9,6 +9,7 @@ import cv2
 import pytest
 
 from pipeline.evaluation.crossval import aggregate
+from pipeline.learning.predict import load_model
 from tests.conftest import dvc, edit_params, run
 
 
@@ -42,7 +43,7 @@ def test_cross_validation_of_one_dataset_end_to_end(dvc_repo):
         lasc["prepare"]["context_slices"] = 1
         lasc["augment"]["copies"] = 1
         lasc["train"].update(epochs=1, input_size=32, num_layers=3, base_filters=4, batch_size=4, snapshot_images=1,
-                             channels=3)
+                             channels=1)  # the 2.5D set's dataset.json says 3: train takes that
     edit_params(dvc_repo, tiny)
     run(["git", "add", "-A"], dvc_repo)
     run(["git", "commit", "-qm", "cv on"], dvc_repo)
@@ -67,6 +68,9 @@ def test_cross_validation_of_one_dataset_end_to_end(dvc_repo):
     assert cv["folds"] == 2
     assert cv["dice"]["mean"] == pytest.approx(sum(s["dice"] for s in scores) / 2, abs=1e-6)
     assert cv["dice"]["min"] == pytest.approx(min(s["dice"] for s in scores), abs=1e-6)
+
+    assert json.loads((prepared / "dataset.json").read_text())["channels"] == 3
+    assert load_model(dvc_repo / "artifacts/lasc/folds/0/model.keras").input_shape[-1] == 3
 
     shown = json.loads(dvc(dvc_repo, "exp", "show", "--json").stdout)
     assert "metrics/lasc/cv.json" in json.dumps(shown)

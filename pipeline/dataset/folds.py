@@ -8,14 +8,14 @@ prepared set for augment and train.
 
 from __future__ import annotations
 
-import csv
 import shutil
 from pathlib import Path
 
+from pipeline.dataset.prepared import DATASET_JSON, IMAGES, MASKS, pair_paths, read_manifest, write_manifest
 from pipeline.dataset.split import FOLD_POOL, SplitPlan, read_splits, write_splits
 from pipeline.errors import DatasetError
 
-CARRIED = ("dataset.json",)  # facts of the prepared set that hold for every fold (channels, classes, ...)
+CARRIED = (DATASET_JSON,)  # facts of the prepared set that hold for every fold (channels, classes, ...)
 
 
 def write_fold(prepared: Path, out: Path, *, fold: int) -> dict[str, int]:
@@ -32,26 +32,20 @@ def write_fold(prepared: Path, out: Path, *, fold: int) -> dict[str, int]:
         assignment = plan.fold_split(fold)
     except ValueError as err:
         raise DatasetError(prepared / "splits.json", f"{err}; list only those folds in cv.folds") from None
-    with open(prepared / "manifest.csv", newline="") as f:
-        reader = csv.DictReader(f)
-        rows = [r for r in reader if r["split"] in FOLD_POOL]
-        columns = reader.fieldnames or []
+    rows = [r for r in read_manifest(prepared) if r["split"] in FOLD_POOL]
     for name in FOLD_POOL:
-        for kind in ("images", "masks"):
+        for kind in (IMAGES, MASKS):
             (out / name / kind).mkdir(parents=True, exist_ok=True)
     counts = dict.fromkeys(FOLD_POOL, 0)
     for row in rows:
         split = assignment[row["subject"]]
-        for kind in ("image", "mask"):
-            moved = f"{split}/{row[kind].split('/', 1)[1]}"
-            shutil.copyfile(prepared / row[kind], out / moved)
-            row[kind] = moved
+        moved = pair_paths(split, Path(row["image"]).stem)
+        for kind, path in zip(("image", "mask"), moved):
+            shutil.copyfile(prepared / row[kind], out / path)
+            row[kind] = path
         row["split"] = split
         counts[split] += 1
-    with open(out / "manifest.csv", "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=columns, lineterminator="\n")
-        writer.writeheader()
-        writer.writerows(rows)
+    write_manifest(out / "manifest.csv", rows)
     pool = {s: split for s, split in assignment.items() if split in FOLD_POOL}
     write_splits(out / "splits.json", SplitPlan(pool, plan.folds))
     for name in CARRIED:

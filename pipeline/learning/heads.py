@@ -33,3 +33,9 @@ def model_outputs(*, num_classes: int, head: str, mask_encoding: str | None = No
 def classes_of_outputs(outputs: int) -> int:
     """Foreground classes a model with ``outputs`` channels predicts (inverse of :func:`model_outputs`)."""
     return 1 if outputs <= 2 else outputs - 1
+
+
+def input_channels(*, requested: int, prepared: int) -> int:
+    """Model input channels: the prepared set's (dataset.json), or 3 when params ask to replicate a grey
+    set as the seeds did; never fewer than the set holds, which would average a 2.5D set's slices to grey."""
+    return max(int(requested), int(prepared))
