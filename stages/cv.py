@@ -8,27 +8,25 @@ from pathlib import Path
 from pipeline.dataset.split import read_splits
 from pipeline.errors import DatasetError
 from pipeline.evaluation.crossval import aggregate
-from stages.common import base_parser
+from stages.common import base_parser, stage_edge
 
 
+@stage_edge("cv")
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
     parser.add_argument("--prepared", type=Path, required=True, help="prepared set whose splits.json has the folds")
     parser.add_argument("--folds", type=Path, required=True, help="folder holding <k>/eval.json for every fold")
     parser.add_argument("--out", type=Path, required=True, help="cv.json to write")
     args = parser.parse_args(argv)
-    try:
-        count = read_splits(args.prepared / "splits.json").fold_count
-        if not count:
-            raise DatasetError(args.prepared / "splits.json", "no folds; set prepare.split.folds >= 2 and run prepare")
-        paths = [args.folds / str(k) / "eval.json" for k in range(count)]
-        missing = [str(p) for p in paths if not p.is_file()]
-        if missing:  # an older fold count's leftovers are ignored, a missing fold is not
-            raise DatasetError(missing[0], f"{len(missing)} of {count} folds have no eval.json; "
-                                           f"list every fold 0..{count - 1} in cv.folds")
-        summary = aggregate([json.loads(p.read_text()) for p in paths])
-    except DatasetError as err:
-        raise SystemExit(f"cv@{args.dataset}: {err}") from None
+    count = read_splits(args.prepared / "splits.json").fold_count
+    if not count:
+        raise DatasetError(args.prepared / "splits.json", "no folds; set prepare.split.folds >= 2 and run prepare")
+    paths = [args.folds / str(k) / "eval.json" for k in range(count)]
+    missing = [str(p) for p in paths if not p.is_file()]
+    if missing:  # an older fold count's leftovers are ignored, a missing fold is not
+        raise DatasetError(missing[0], f"{len(missing)} of {count} folds have no eval.json; "
+                                       f"list every fold 0..{count - 1} in cv.folds")
+    summary = aggregate([json.loads(p.read_text()) for p in paths])
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(summary, indent=2) + "\n")
     dice = summary.get("dice") or {}

@@ -75,3 +75,58 @@ def test_cross_validation_of_one_dataset_end_to_end(dvc_repo):
     shown = json.loads(dvc(dvc_repo, "exp", "show", "--json").stdout)
     assert "metrics/lasc/cv.json" in json.dumps(shown)
     assert "Stage 'cv@lasc' didn't change" in dvc(dvc_repo, "repro", "cv@lasc").stdout
+
+
+def _fake_prepared(root, plan):
+    """A prepared set's manifest, splits.json and dataset.json, with two pairs per subject (bytes only)."""
+    from pipeline.dataset.prepared import pair_paths, slice_stem, write_manifest
+    from pipeline.dataset.split import write_splits
+    rows = []
+    for subject, split in plan.subjects.items():
+        for index in (0, 1):
+            image, mask = pair_paths(split, slice_stem(subject, index))
+            for path in (image, mask):
+                (root / path).parent.mkdir(parents=True, exist_ok=True)
+                (root / path).write_bytes(f"{path}".encode())
+            rows.append({"split": split, "subject": subject, "image": image, "mask": mask})
+    write_manifest(root / "manifest.csv", rows)
+    write_splits(root / "splits.json", plan)
+    (root / "dataset.json").write_text('{"channels": 3}\n')
+
+
+def test_fold_set_rotates_train_and_valid_and_leaves_test_out(tmp_path):
+    from pipeline.dataset.folds import write_fold
+    from pipeline.dataset.split import plan_splits
+    from pipeline.errors import DatasetError
+    plan = plan_splits([f"s{i}" for i in range(9)], {"train": 0.7, "valid": 0.15, "test": 0.15}, seed=3, folds=3)
+    _fake_prepared(tmp_path / "prepared", plan)
+    for k in range(3):
+        out = tmp_path / f"fold{k}"
+        counts = write_fold(tmp_path / "prepared", out, fold=k)
+        rows = _rows(out / "manifest.csv")
+        valid = {r["subject"] for r in rows if r["split"] == "valid"}
+        assert valid == {s for s, f in plan.folds.items() if f == k} and counts["valid"] == 2 * len(valid)
+        assert {r["subject"] for r in rows} == set(plan.folds) and not (out / "test").exists()
+        for r in rows:  # the same bytes under the fold's split
+            assert (out / r["image"]).read_bytes().decode().split("/", 1)[1] == r["image"].split("/", 1)[1]
+        assert (out / "dataset.json").read_text() == '{"channels": 3}\n'
+    with pytest.raises(DatasetError, match="fold 3 does not exist; the split has 3 folds .*cv.folds"):
+        write_fold(tmp_path / "prepared", tmp_path / "fold3", fold=3)
+
+
+def test_cv_stage_needs_every_fold_and_ignores_leftovers(tmp_path, capsys):
+    from pipeline.dataset.split import plan_splits, write_splits
+    from stages import cv as stage
+    plan = plan_splits([f"s{i}" for i in range(9)], {"train": 0.7, "valid": 0.15, "test": 0.15}, seed=3, folds=2)
+    write_splits(tmp_path / "splits.json", plan)
+    for k, dice in ((0, 0.8), (1, 0.9), (2, 0.1)):  # fold 2: left over from an earlier 3-fold run
+        (tmp_path / "folds" / str(k)).mkdir(parents=True)
+        (tmp_path / "folds" / str(k) / "eval.json").write_text(json.dumps({"dice": dice}))
+    argv = ["--dataset", "x", "--prepared", str(tmp_path), "--folds", str(tmp_path / "folds"),
+            "--out", str(tmp_path / "cv.json")]
+    stage.main(argv)
+    assert json.loads((tmp_path / "cv.json").read_text())["dice"]["mean"] == 0.85
+    (tmp_path / "folds" / "1" / "eval.json").unlink()
+    with pytest.raises(SystemExit) as err:
+        stage.main(argv)
+    assert err.value.code == 1 and "1 of 2 folds have no eval.json; list every fold 0..1 in cv.folds" in capsys.readouterr().err
