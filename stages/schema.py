@@ -78,12 +78,23 @@ class Split(Section):
     valid: float = Field(0.15, ge=0, le=1, description="Share of subjects in the valid split.")
     test: float = Field(0.15, ge=0, le=1, description="Share of subjects in the test split.")
     seed: int = Field(42, description="Seed of the subject-wise split (a subject's split depends only on it and its id).")
+    folds: int = Field(5, ge=0, description="Cross-validation folds of the train+valid subjects written to splits.json "
+                                            "(0 or 1: none; none either when there are fewer subjects than folds).")
+    fold: int | None = Field(None, ge=0, description="Make this fold (0..folds-1) the valid split and the other folds "
+                                                    "train; null: the ratios' train/valid split.")
+    file: str | None = Field(None, description="A splits.json to pin every subject in it to its split and fold "
+                                               "(keep it under splits/, which prepare depends on); null: draw.")
+    new_subjects: Literal["assign", "train", "fail"] = Field(
+        "assign", description="Subjects missing from `file`: `assign` (drawn and balanced around the pinned ones), "
+                              "`train`, or `fail` (an error listing them).")
 
     @model_validator(mode="after")
     def _sum_to_one(self) -> Split:
         total = self.train + self.valid + self.test
         if not math.isclose(total, 1.0, abs_tol=1e-6):
             raise ValueError(f"train + valid + test must be 1, found {total:g}")
+        if self.fold is not None and not self.fold < self.folds:
+            raise ValueError(f"fold {self.fold} needs folds > {self.fold}, found folds {self.folds}")
         return self
 
 
@@ -95,6 +106,9 @@ class Prepare(Section):
     axis: Literal[0, 1, 2] = Field(2, description="Volume axis sliced (in the upright display orientation).")
     letterbox: bool = Field(False, description="Pad to square (true) instead of resizing with a stretch (false).")
     channels: Literal[1, 3] = Field(1, description="Channels of the prepared images: 1 grey, 3 grey replicated.")
+    context_slices: Literal[0, 1] = Field(
+        0, description="2.5D context: 1 writes slices z-1, z, z+1 as the R, G, B channels of each image (edges repeat "
+                       "the border slice; masks are slice z's; `channels` is then 3); 0: one slice.")
     min_foreground_pixels: int = Field(1, ge=0, description="Slices with fewer foreground pixels count as empty.")
     keep_empty_fraction: float = Field(0.0, ge=0, le=1, description="Share of empty slices kept (seeded draw), 0..1.")
     split: Split = Field(default_factory=Split, description="Subject-wise train/valid/test split.")
@@ -129,7 +143,8 @@ class Train(Section):
     seed: int = Field(42, description="Seed of weights, shuffling and dropout.")
     input_size: int = Field(128, gt=0, description="Side of the model input; images are resized to it. "
                                                    "Must be divisible by 2**(num_layers-1).")
-    channels: Literal[1, 3] = Field(1, description="Model input channels (grey replicated to 3 if needed).")
+    channels: Literal[1, 3] = Field(1, description="Model input channels, at least the prepared set's (dataset.json: "
+                                                  "3 for 2.5D context); 3 with a grey set replicates it, as the seeds did.")
     head: Literal["sigmoid", "softmax"] = Field(
         "sigmoid", description="Output head: `sigmoid` (1 output, only with prepare.num_classes 1) or `softmax` "
                                "(prepare.num_classes + 1 outputs, background included).")
@@ -188,6 +203,20 @@ class DatasetSettings(Section):
         if self.train.head == "sigmoid" and self.prepare.num_classes != 1:
             raise ValueError(f"train.head sigmoid needs prepare.num_classes 1, found {self.prepare.num_classes}; "
                              "set train.head: softmax")
+        return self
+
+
+class CrossValidation(Section):
+    """The top-level ``cv:`` block: which datasets dvc.yaml cross-validates, over which folds."""
+
+    datasets: list[str] = Field(default_factory=list, description="Dataset keys to cross-validate ([] = off: "
+                                                                  "every fold trains a model).")
+    folds: list[int] = Field([0, 1, 2, 3, 4], description="Folds to run, 0..K-1 for prepare.split.folds K.")
+
+    @model_validator(mode="after")
+    def _distinct(self) -> CrossValidation:
+        if len(set(self.folds)) != len(self.folds) or any(k < 0 for k in self.folds):
+            raise ValueError(f"folds must be distinct numbers >= 0, found {self.folds}")
         return self
 
 
@@ -292,8 +321,9 @@ class Settings:
         self.datasets = raw.get("datasets") or {}
 
     def top_level_problems(self) -> list[str]:
-        known = [*GLOBALS, "defaults", "datasets"]
+        known = [*GLOBALS, "defaults", "datasets", "cv"]
         out = [f"{self.file}: {key}: unknown key; {did_you_mean(str(key), known)}" for key in self.raw if key not in known]
+        out += self.cv_problems()
         if not isinstance(self.defaults, Mapping):
             out.append(f"{self.file}: defaults: expected a mapping of sections ({', '.join(SECTIONS)})")
         else:
@@ -306,6 +336,18 @@ class Settings:
                     "(starting with a letter), e.g. lasc or my_heart" for key in self.datasets
                     if not (isinstance(key, str) and SAFE_KEY.fullmatch(key))]
         return out
+
+    def cv_problems(self) -> list[str]:
+        """The ``cv:`` block (dvc.yaml's cross-validation matrix): known dataset keys, distinct folds >= 0."""
+        if "cv" not in self.raw:
+            return []
+        try:
+            cv = CrossValidation.model_validate(self.raw["cv"])
+        except ValidationError as err:
+            return [f"{self.file}: {_path(('cv', *loc))}: {msg}" for loc, msg in map(_message, err.errors())]
+        known = list(self.datasets) if isinstance(self.datasets, Mapping) else []
+        return [f"{self.file}: cv.datasets: {key}: no such dataset; {did_you_mean(str(key), known)}"
+                for key in cv.datasets if key not in known]
 
     def merged(self, key: str) -> dict[str, Any]:
         """A dataset's raw (unchecked) settings: globals, then defaults, then its own block."""

@@ -22,7 +22,9 @@ from tests.conftest import ROOT, run
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 BEFORE = yaml.safe_load((ROOT / "tests" / "params_before_defaults.yaml").read_text())
 # Settings the old file did not spell out, with the value the code used when they were absent.
-NEW_KEYS = {("prepare", "num_classes"): 1, ("prepare", "rgb_map"): None, ("train", "head"): "sigmoid"}
+NEW_KEYS = {("prepare", "num_classes"): 1, ("prepare", "rgb_map"): None, ("train", "head"): "sigmoid",
+            ("prepare", "context_slices"): 0}
+NEW_SPLIT_KEYS = {"folds": 5, "fold": None, "file": None, "new_subjects": "assign"}  # folds only add splits.json
 # values changed on purpose since: the pancreas stand-in has a patient without label and a short label, as
 # real mirrors do (issue 11), and the demo skips them
 CHANGED = {("pancreas", "prepare", "on_error"): "skip"}
@@ -61,6 +63,9 @@ def test_effective_settings_equal_the_old_per_dataset_blocks(key):
         if section == "train":
             assert expected.pop("num_classes") == 1 and new["train"]["head"] == "sigmoid"
         got = {k: v for k, v in new[section].items() if (section, k) not in NEW_KEYS and k != "num_classes"}
+        if section == "prepare":
+            got["split"] = {k: v for k, v in got["split"].items() if k not in NEW_SPLIT_KEYS}
+            assert {k: new["prepare"]["split"][k] for k in NEW_SPLIT_KEYS} == NEW_SPLIT_KEYS
         assert got == expected, section
         for (sec, name), value in NEW_KEYS.items():
             if sec == section:

@@ -39,7 +39,7 @@ def test_cross_validation_of_one_dataset_end_to_end(dvc_repo):
         params["cv"] = {"datasets": ["lasc"], "folds": [0, 1]}
         lasc = params["datasets"]["lasc"]
         lasc["synth"]["subjects"] = 6
-        lasc["prepare"]["split"]["folds"] = 2
+        lasc["prepare"].setdefault("split", {})["folds"] = 2
         lasc["prepare"]["context_slices"] = 1
         lasc["augment"]["copies"] = 1
         lasc["train"].update(epochs=1, input_size=32, num_layers=3, base_filters=4, batch_size=4, snapshot_images=1,

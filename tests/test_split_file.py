@@ -26,7 +26,7 @@ def lasc6(tmp_path_factory) -> Path:
 def params_file(tmp_path: Path, **split) -> Path:
     params = yaml.safe_load((ROOT / "params.yaml").read_text())
     params["image_size"] = 32
-    params["datasets"]["lasc"]["prepare"]["split"].update(split)
+    params["datasets"]["lasc"]["prepare"].setdefault("split", {}).update(split)
     path = tmp_path / f"params-{len(list(tmp_path.glob('params-*')))}.yaml"
     path.write_text(yaml.safe_dump(params))
     return path
@@ -86,8 +86,8 @@ def test_dvc_pins_a_split_and_reruns_prepare_when_the_file_changes(dvc_repo):
     shutil.copyfile(prepared / "splits.json", dvc_repo / "splits/lasc.json")
     run(["git", "add", "-A"], dvc_repo)
     run(["git", "commit", "-qm", "pin lasc"], dvc_repo)
-    dvc(dvc_repo, "exp", "run", "prepare@lasc", "-S", "datasets.lasc.prepare.split.file=splits/lasc.json",
-        "-S", "datasets.lasc.prepare.split.seed=7")
+    dvc(dvc_repo, "exp", "run", "prepare@lasc", "-S", "++datasets.lasc.prepare.split.file=splits/lasc.json",
+        "-S", "++datasets.lasc.prepare.split.seed=7")
     assert tree(prepared) == first  # another seed, same pinned subjects, same bytes
 
     doc = json.loads((dvc_repo / "splits/lasc.json").read_text())
