@@ -100,7 +100,8 @@ def prepare_subject(
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, found {channels}")
     if context_slices not in (0, 1):
-        raise ValueError(f"context_slices must be 0 (one slice) or 1 (z-1, z, z+1 as an RGB PNG), found {context_slices!r}")
+        raise ValueError(f"context_slices must be 0 (one slice) or 1 (z-1, z, z+1 as an RGB PNG), "
+                         f"found {context_slices!r}")
     _check_subject(subject, num_classes)
     try:
         grey = to_uint8(subject.image, spec=intensity)

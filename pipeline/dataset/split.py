@@ -170,7 +170,8 @@ def assign_folds(
     if folds < 2:
         raise ValueError(f"cross-validation needs at least 2 folds, found {folds}")
     if len(ids) < folds:
-        raise ValueError(f"{folds} folds need at least {folds} train+valid subjects, found {len(ids)}; lower split.folds")
+        raise ValueError(f"{folds} folds need at least {folds} train+valid subjects, found {len(ids)}; "
+                         "lower split.folds")
     names = [str(k) for k in range(folds)]
     fixed = {s: str(k) for s, k in (pinned or {}).items() if s in set(ids)}
     bad = sorted(k for k in set(fixed.values()) if k not in names)
@@ -244,7 +245,8 @@ class SplitPlan:
     def fold_split(self, fold: int) -> dict[str, str]:
         """The assignment with fold ``fold`` as valid and the other folds as train; test unchanged."""
         if not 0 <= fold < self.fold_count:
-            raise ValueError(f"fold {fold} does not exist; the split has {self.fold_count} folds (0..{self.fold_count - 1})")
+            raise ValueError(f"fold {fold} does not exist; the split has {self.fold_count} folds "
+                             f"(0..{self.fold_count - 1})")
         return {s: ("valid" if self.folds[s] == fold else "train") if s in self.folds else split
                 for s, split in self.subjects.items()}
 
@@ -275,7 +277,8 @@ def plan_splits(
             raise ValueError(f"new_subjects must be one of {', '.join(NEW_SUBJECTS)}, found {new_subjects!r}")
         gone = sorted(set(pinned.subjects) - set(ids))
         if gone:
-            raise PinnedMismatch(f"{len(gone)} subject(s) in the split file are not in the data: {', '.join(gone[:20])}; "
+            raise PinnedMismatch(f"{len(gone)} subject(s) in the split file are not in the data: "
+                                 f"{', '.join(gone[:20])}; "
                              "remove them from the file or restore their data")
         new = [s for s in ids if s not in pinned.subjects]
         if new and new_subjects == "fail":

@@ -20,7 +20,8 @@ def aggregate(folds: Sequence[Mapping[str, object]]) -> dict[str, object]:
                    | {k for f in folds for k, v in f.items() if v is None})
     out: dict[str, object] = {"folds": len(folds)}
     for name in names:
-        values = [float(f[name]) for f in folds if isinstance(f.get(name), (int, float)) and math.isfinite(float(f[name]))]
+        values = [float(f[name]) for f in folds
+                  if isinstance(f.get(name), (int, float)) and math.isfinite(float(f[name]))]
         if not values:
             out[name] = None
             continue
