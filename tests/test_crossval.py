@@ -11,12 +11,14 @@ import pytest
 from pipeline.evaluation.crossval import aggregate
 from pipeline.learning.predict import load_model
 from tests.conftest import dvc, edit_params, run
+from tests.test_experiments import _revs
 
 
 def test_aggregate_reports_mean_and_sample_std_and_skips_undefined_folds():
-    got = aggregate([{"dice": 0.5, "hd95": None, "n_images": 10, "name": "x"},
-                     {"dice": 0.7, "hd95": 4.0, "n_images": 12}])
-    assert got["folds"] == 2 and "name" not in got
+    got = aggregate([{"dice": 0.5, "hd95": None, "n_images": 10, "n_subjects": 2, "name": "x"},
+                     {"dice": 0.7, "hd95": 4.0, "n_images": 12, "n_subjects": 2}])
+    assert got["folds"] == 2 and "name" not in got and got["n_subjects"] == 2
+    assert got["n_images"] == {"mean": 11.0, "std": 1.414214, "min": 10.0, "max": 12.0}
     assert got["dice"] == {"mean": 0.6, "std": 0.141421, "min": 0.5, "max": 0.7}
     assert got["hd95"] == {"mean": 4.0, "std": 0.0, "min": 4.0, "max": 4.0}
     assert aggregate([{"hd95": None}])["hd95"] is None
@@ -47,7 +49,7 @@ def test_cross_validation_of_one_dataset_end_to_end(dvc_repo):
     edit_params(dvc_repo, tiny)
     run(["git", "add", "-A"], dvc_repo)
     run(["git", "commit", "-qm", "cv on"], dvc_repo)
-    dvc(dvc_repo, "repro", "cv@lasc")
+    dvc(dvc_repo, "exp", "run", "-n", "cv", "cv@lasc")
 
     prepared = dvc_repo / "data/prepared/lasc"
     splits = json.loads((prepared / "splits.json").read_text())
@@ -72,8 +74,9 @@ def test_cross_validation_of_one_dataset_end_to_end(dvc_repo):
     assert json.loads((prepared / "dataset.json").read_text())["channels"] == 3
     assert load_model(dvc_repo / "artifacts/lasc/folds/0/model.keras").input_shape[-1] == 3
 
-    shown = json.loads(dvc(dvc_repo, "exp", "show", "--json").stdout)
-    assert "metrics/lasc/cv.json" in json.dumps(shown)
+    shown = json.loads(dvc(dvc_repo, "exp", "show", "--json", "--no-pager").stdout)
+    revs = dict(_revs(shown))
+    assert revs["cv"]["metrics"]["metrics/lasc/cv.json"]["data"] == cv  # the experiment's, not only the workspace's
     assert "Stage 'cv@lasc' didn't change" in dvc(dvc_repo, "repro", "cv@lasc").stdout
 
 

@@ -8,7 +8,8 @@ from collections.abc import Mapping, Sequence
 
 
 def aggregate(folds: Sequence[Mapping[str, object]]) -> dict[str, object]:
-    """``{metric: {"mean", "std", "min", "max"}}`` over the folds for every numeric metric, plus ``folds``.
+    """``{metric: {"mean", "std", "min", "max"}}`` over the folds for every numeric metric, plus ``folds``;
+    counts (``n_*``) equal in every fold are reported once as they are.
 
     ``std`` is the sample standard deviation (n - 1), 0 for one fold. Folds where a metric is
     undefined (null, e.g. HD95 with no non-empty pair) are left out of that metric; a metric undefined
@@ -20,6 +21,9 @@ def aggregate(folds: Sequence[Mapping[str, object]]) -> dict[str, object]:
                    | {k for f in folds for k, v in f.items() if v is None})
     out: dict[str, object] = {"folds": len(folds)}
     for name in names:
+        if name.startswith("n_") and len({f.get(name) for f in folds}) == 1:
+            out[name] = folds[0][name]  # a count every fold shares (the one test split's images, subjects)
+            continue
         values = [float(f[name]) for f in folds
                   if isinstance(f.get(name), (int, float)) and math.isfinite(float(f[name]))]
         if not values:
