@@ -6,8 +6,9 @@ import json
 from pathlib import Path
 
 from pipeline.dataset.split import read_splits
-from pipeline.errors import DatasetError
+from pipeline.errors import DatasetError, UsageError
 from pipeline.evaluation.crossval import aggregate
+from pipeline.writers import check_overlap
 from stages.common import base_parser, stage_edge
 
 
@@ -27,8 +28,13 @@ def main(argv: list[str] | None = None) -> None:
         raise DatasetError(missing[0], f"{len(missing)} of {count} folds have no eval.json; "
                                        f"list every fold 0..{count - 1} in cv.folds")
     summary = aggregate([json.loads(p.read_text()) for p in paths])
+    check_overlap(args.out, [args.prepared, args.folds])
+    if args.out.is_dir():
+        raise UsageError(f"{args.out}: the output is a folder; pass a file name such as metrics/<key>/cv.json as --out")
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp = args.out.parent / f".tmp-{args.out.name}"
+    tmp.write_text(json.dumps(summary, indent=2) + "\n")
+    tmp.replace(args.out)  # whole or not at all
     dice = summary.get("dice") or {}
     print(f"cv@{args.dataset}: {count} folds, test dice {dice.get('mean', float('nan')):.3f} "
           f"± {dice.get('std', float('nan')):.3f} (sample std) -> {args.out}")

@@ -16,7 +16,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--fold", type=int, required=True, help="fold index, 0..K-1")
     parser.add_argument("--out", type=Path, required=True, help="folder to write the fold's set into")
     args = parser.parse_args(argv)
-    with atomic_dir(args.out) as tmp:
+    with atomic_dir(args.out, inputs=[args.prepared]) as tmp:
         counts = write_fold(args.prepared, tmp, fold=args.fold)
     print(f"fold@{args.dataset}-{args.fold}: {counts['train']} train and {counts['valid']} valid pairs -> {args.out}")
 

@@ -122,11 +122,12 @@ def test_cv_stage_needs_every_fold_and_ignores_leftovers(tmp_path, capsys):
     from pipeline.dataset.split import plan_splits, write_splits
     from stages import cv as stage
     plan = plan_splits([f"s{i}" for i in range(9)], {"train": 0.7, "valid": 0.15, "test": 0.15}, seed=3, folds=2)
-    write_splits(tmp_path / "splits.json", plan)
+    (tmp_path / "prepared").mkdir()
+    write_splits(tmp_path / "prepared" / "splits.json", plan)
     for k, dice in ((0, 0.8), (1, 0.9), (2, 0.1)):  # fold 2: left over from an earlier 3-fold run
         (tmp_path / "folds" / str(k)).mkdir(parents=True)
         (tmp_path / "folds" / str(k) / "eval.json").write_text(json.dumps({"dice": dice}))
-    argv = ["--dataset", "x", "--prepared", str(tmp_path), "--folds", str(tmp_path / "folds"),
+    argv = ["--dataset", "x", "--prepared", str(tmp_path / "prepared"), "--folds", str(tmp_path / "folds"),
             "--out", str(tmp_path / "cv.json")]
     stage.main(argv)
     assert json.loads((tmp_path / "cv.json").read_text())["dice"]["mean"] == 0.85
