@@ -227,3 +227,20 @@ def test_dvc_repro_reruns_only_the_changed_dataset(dvc_repo):
     assert "Running stage 'prepare@ms'" in out and "Running stage 'prepare@lasc'" not in out
     assert "Stage 'prepare@lasc' didn't change" in out
     assert json.loads((dvc_repo / "data/prepared/ms/stats.json").read_text())["kept_empty"] > 0
+
+
+def test_test_split_keeps_every_slice_and_the_manifest_marks_the_empty_ones(lasc_raw, tmp_path):
+    run_stage(lasc_raw, tmp_path / "a", params_file(tmp_path), "--n-jobs", "1")
+    rows = list(csv.DictReader(open(tmp_path / "a" / "manifest.csv")))
+    geometry = json.loads((tmp_path / "a" / "geometry.json").read_text())
+    test = [r for r in rows if r["split"] == "test"]
+    assert test and {r["empty_kept"] for r in test} == {"0", "1"}
+    assert all((r["empty_kept"] == "1") == (r["foreground_pixels"] == "0") for r in rows)
+    for subject in {r["subject"] for r in test}:  # every slice of a test volume, in order
+        depth = geometry[subject]["shape"][geometry[subject]["axis"]]
+        assert sorted(int(r["slice_index"]) for r in test if r["subject"] == subject) == list(range(depth))
+    assert all(r["empty_kept"] == "0" for r in rows if r["split"] != "test")  # keep_empty_fraction 0 there
+    run_stage(lasc_raw, tmp_path / "b", params_file(tmp_path, empty_filter_splits=["train", "valid", "test"]),
+              "--n-jobs", "1")
+    filtered = list(csv.DictReader(open(tmp_path / "b" / "manifest.csv")))
+    assert all(r["empty_kept"] == "0" for r in filtered) and len(filtered) < len(rows)

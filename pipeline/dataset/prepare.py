@@ -79,13 +79,14 @@ def _check_subject(subject: Subject, num_classes: int) -> None:
 def prepare_subject(
     subject: Subject, *, size: int, letterbox: bool, intensity: Mapping[str, Any], axis: int, channels: int,
     min_foreground_pixels: int, keep_empty_fraction: float, seed: int, num_classes: int = 1,
-    rgb_map: Mapping[int, Sequence[int]] | None = None, threads: int = 1,
+    rgb_map: Mapping[int, Sequence[int]] | None = None, keep_all: bool = False, threads: int = 1,
 ) -> PreparedSubject:
     """Window/normalise the whole subject once, then slice, filter, resize and encode the kept slices.
 
     A slice is kept when its source mask has at least ``min_foreground_pixels`` foreground pixels,
-    or, being empty, when its seeded draw falls under ``keep_empty_fraction``; the others are
-    counted under ``dropped["below_min_foreground"]``. Raises DatasetError for unusable input.
+    or, being empty, when its seeded draw falls under ``keep_empty_fraction`` or ``keep_all`` is
+    set (a test split must see the slices without the target too); the others are counted under
+    ``dropped["below_min_foreground"]``. Raises DatasetError for unusable input.
     Slices are resized and encoded on ``threads`` threads (OpenCV, numpy and isal release the GIL),
     so one subject uses several cores; the records and their bytes are the same for any count.
     """
@@ -104,7 +105,7 @@ def prepare_subject(
     for index, count in enumerate(counts.tolist()):
         if count >= min_foreground_pixels:
             keep.append(index)
-        elif keep_empty_slice(seed, subject.subject_id, index, keep_empty_fraction):
+        elif keep_all or keep_empty_slice(seed, subject.subject_id, index, keep_empty_fraction):
             keep.append(index)
             kept_empty += 1
     if subject.layout == "stack":
@@ -162,6 +163,7 @@ class Task:
     out: str
     raw: str
     options: dict  # prepare_subject keyword arguments
+    filter_splits: tuple[str, ...] = ("train", "valid")  # the empty-slice filter applies here; others keep all
 
 
 @dataclass
@@ -188,7 +190,7 @@ def run_task(task: Task) -> Outcome:
     ref = task.ref
     try:
         subject = importlib.import_module(task.reader).load(ref, **task.reader_options)
-        prepared = prepare_subject(subject, **task.options)
+        prepared = prepare_subject(subject, **task.options, keep_all=task.split not in task.filter_splits)
     except DatasetError as err:
         return Outcome(ref.subject_id, task.split, error=str(err))
     except Exception as err:  # noqa: BLE001  (a library error no reader wrapped: still one subject's problem)
@@ -207,7 +209,7 @@ def run_task(task: Task) -> Outcome:
             "split": task.split, "subject": subject.subject_id, "image": image,
             "mask": mask, "source": source, "slice_index": rec.slice_index,
             "foreground_pixels": rec.foreground_pixels, "original_shape": "x".join(map(str, rec.original_shape)),
-            "spacing": "x".join(f"{s:g}" for s in prepared.spacing),
+            "spacing": "x".join(f"{s:g}" for s in prepared.spacing), "empty_kept": int(rec.empty_kept),
         })
     geometry = {
         "split": task.split, "layout": subject.layout, "shape": list(subject.image.shape),
