@@ -14,7 +14,7 @@ from pipeline.writers import atomic_dir
 from stages.common import base_parser, dataset_params, raw_folder, resolve_jobs, stage_edge
 
 OPTIONS = ("letterbox", "intensity", "axis", "channels", "min_foreground_pixels", "keep_empty_fraction",
-           "num_classes", "rgb_map")
+           "num_classes", "rgb_map", "target_spacing")
 
 
 @stage_edge("prepare")

@@ -22,7 +22,7 @@ from pipeline.dataset.prepared import pair_paths, slice_stem
 from pipeline.slices.intensity import to_uint8
 from pipeline.slices.masks import check_labels, encoding_lut
 from pipeline.slices.png import encode_png
-from pipeline.slices.resize import Placement, fit_to_square
+from pipeline.slices.resize import Placement, pixel_spacing, place_image, place_mask, placement_for
 from pipeline.slices.slicing import display_spacing, display_stack, foreground_per_slice
 from pipeline.dataset.split import unit_hash
 from pipeline.sources.subject import Subject, SubjectRef
@@ -51,7 +51,8 @@ class PreparedSubject:
     dropped: dict[str, int]
     kept_empty: int
     placement: Placement | None
-    spacing: tuple[float, float]
+    spacing: tuple[float, float]  # (row, column) of the source slices
+    pixel_spacing: tuple[float, float] | None = None  # (row, column) of the written squares
 
 
 def keep_empty_slice(seed: int, subject_id: str, slice_index: int, fraction: float) -> bool:
@@ -76,27 +77,77 @@ def _check_subject(subject: Subject, num_classes: int) -> None:
                            "number, else fix or replace the mask") from None
 
 
+def upright_grey(subject: Subject, *, intensity: Mapping[str, Any], axis: int,
+                 indices: Sequence[int] | None = None) -> np.ndarray:
+    """The subject's (or ``indices``') slices as one upright ``(N, H, W)`` uint8 stack.
+
+    The whole subject is windowed/normalised once (per volume, never per slice), then sliced;
+    shared by prepare and by inference on a new scan, so both see the same pixels.
+    """
+    try:
+        grey = to_uint8(subject.image, spec=intensity)
+    except ValueError as err:
+        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, str(err)) from None
+    if subject.layout == "stack":
+        return grey if indices is None else grey[list(indices)]
+    # one blocked copy per volume instead of a strided gather per slice
+    return display_stack(grey, axis=axis, indices=None if indices is None else list(indices))
+
+
+def square_placement(subject: Subject, shape: tuple[int, int], *, size: int, letterbox: bool, axis: int,
+                     target_spacing: float | None = None) -> Placement:
+    """Where the subject's upright slices of ``shape`` land on the square (see ``placement_for``)."""
+    if target_spacing is not None and subject.layout != "volume":
+        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id,
+                           f"target_spacing {target_spacing} mm needs a pixel size, but this source publishes "
+                           "none (2D images); set prepare.target_spacing to null for it")
+    spacing = display_spacing(subject.spacing, layout=subject.layout, axis=axis)
+    return placement_for(shape, size=size, letterbox=letterbox, spacing=spacing, target_spacing=target_spacing)
+
+
+def square_image(image2d: np.ndarray, placement: Placement, *, channels: int) -> np.ndarray:
+    """One upright uint8 slice on the square, grey or replicated to 3 channels (BGR order, as written)."""
+    image_sq = place_image(image2d, placement)
+    return cv2.cvtColor(image_sq, cv2.COLOR_GRAY2BGR) if channels == 3 else image_sq
+
+
+def scan_squares(subject: Subject, *, size: int, letterbox: bool, intensity: Mapping[str, Any], axis: int,
+                 channels: int, target_spacing: float | None = None) -> tuple[np.ndarray, Placement]:
+    """Every slice of an (unlabelled) subject as prepare would write its image: ``(N, S, S[, 3])`` uint8.
+
+    The image half of :func:`prepare_subject`, for inference on a new scan: same intensity,
+    upright slicing and placement; the placement maps predictions back to the source grid.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, found {channels}")
+    images = upright_grey(subject, intensity=intensity, axis=axis)
+    if not len(images):
+        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, "the scan has no slices")
+    placement = square_placement(subject, images.shape[1:3], size=size, letterbox=letterbox, axis=axis,
+                                 target_spacing=target_spacing)
+    return np.stack([square_image(image2d, placement, channels=channels) for image2d in images]), placement
+
+
 def prepare_subject(
     subject: Subject, *, size: int, letterbox: bool, intensity: Mapping[str, Any], axis: int, channels: int,
     min_foreground_pixels: int, keep_empty_fraction: float, seed: int, num_classes: int = 1,
-    rgb_map: Mapping[int, Sequence[int]] | None = None, keep_all: bool = False, threads: int = 1,
+    rgb_map: Mapping[int, Sequence[int]] | None = None, keep_all: bool = False,
+    target_spacing: float | None = None, threads: int = 1,
 ) -> PreparedSubject:
     """Window/normalise the whole subject once, then slice, filter, resize and encode the kept slices.
 
     A slice is kept when its source mask has at least ``min_foreground_pixels`` foreground pixels,
     or, being empty, when its seeded draw falls under ``keep_empty_fraction`` or ``keep_all`` is
     set (a test split must see the slices without the target too); the others are counted under
-    ``dropped["below_min_foreground"]``. Raises DatasetError for unusable input.
-    Slices are resized and encoded on ``threads`` threads (OpenCV, numpy and isal release the GIL),
-    so one subject uses several cores; the records and their bytes are the same for any count.
+    ``dropped["below_min_foreground"]``. ``target_spacing`` (mm per pixel) resamples in-plane to
+    that pixel size instead of stretching/letterboxing to the square. Raises DatasetError for
+    unusable input. Slices are resized and encoded on ``threads`` threads (OpenCV, numpy and isal
+    release the GIL), so one subject uses several cores; the records and their bytes are the same
+    for any count.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, found {channels}")
     _check_subject(subject, num_classes)
-    try:
-        grey = to_uint8(subject.image, spec=intensity)
-    except ValueError as err:
-        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, str(err)) from None
     if (constant := constant_image(subject.image, subject.mask)) is not None:  # would write blank images
         raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, constant)
     lut = encoding_lut(num_classes=num_classes, rgb_map=rgb_map)
@@ -108,30 +159,27 @@ def prepare_subject(
         elif keep_all or keep_empty_slice(seed, subject.subject_id, index, keep_empty_fraction):
             keep.append(index)
             kept_empty += 1
-    if subject.layout == "stack":
-        images, masks = grey[keep], subject.mask[keep]
-    else:  # one blocked copy per volume instead of a strided gather per slice
-        images, masks = display_stack(grey, axis=axis, indices=keep), display_stack(subject.mask, axis=axis, indices=keep)
-    del grey
+    images = upright_grey(subject, intensity=intensity, axis=axis, indices=keep)
+    masks = subject.mask[keep] if subject.layout == "stack" else display_stack(subject.mask, axis=axis, indices=keep)
+    spacing = display_spacing(subject.spacing, layout=subject.layout, axis=axis)
+    placement = square_placement(subject, images.shape[1:3], size=size, letterbox=letterbox, axis=axis,
+                                 target_spacing=target_spacing) if keep else None
 
-    def record(j: int) -> tuple[SliceRecord, Placement]:
-        image2d, mask2d, index = images[j], masks[j], keep[j]
-        image_sq, mask_sq, placement = fit_to_square(image2d, mask2d, size=size, letterbox=letterbox)
-        if channels == 3:
-            image_sq = cv2.cvtColor(image_sq, cv2.COLOR_GRAY2BGR)
+    def record(j: int) -> SliceRecord:
+        image2d, index = images[j], keep[j]
+        mask_sq = place_mask(masks[j], placement)
         encoded = cv2.LUT(mask_sq, lut) if lut.ndim == 1 else lut[mask_sq]
         return SliceRecord(
-            index, encode_png(image_sq), encode_png(encoded), int(counts[index]),
-            (int(image2d.shape[0]), int(image2d.shape[1])), int(counts[index]) < min_foreground_pixels,
-        ), placement
+            index, encode_png(square_image(image2d, placement, channels=channels)), encode_png(encoded),
+            int(counts[index]), (int(image2d.shape[0]), int(image2d.shape[1])),
+            int(counts[index]) < min_foreground_pixels,
+        )
 
     with _threads(threads if len(keep) > 1 else 1) as pool:
-        done = list(pool.map(record, range(len(keep))))  # in slice order whatever finishes first
-    records = [r for r, _ in done]
-    placement = done[-1][1] if done else None
+        records = list(pool.map(record, range(len(keep))))  # in slice order whatever finishes first
     return PreparedSubject(
         subject.subject_id, records, len(counts), {DROP_EMPTY: len(counts) - len(keep)}, kept_empty, placement,
-        display_spacing(subject.spacing, layout=subject.layout, axis=axis),
+        spacing, pixel_spacing(placement, spacing) if placement else None,
     )
 
 
@@ -210,6 +258,7 @@ def run_task(task: Task) -> Outcome:
             "mask": mask, "source": source, "slice_index": rec.slice_index,
             "foreground_pixels": rec.foreground_pixels, "original_shape": "x".join(map(str, rec.original_shape)),
             "spacing": "x".join(f"{s:g}" for s in prepared.spacing), "empty_kept": int(rec.empty_kept),
+            "pixel_spacing": "x".join(f"{s:.6g}" for s in prepared.pixel_spacing or ()),
         })
     geometry = {
         "split": task.split, "layout": subject.layout, "shape": list(subject.image.shape),
