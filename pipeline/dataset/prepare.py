@@ -112,11 +112,12 @@ def square_image(image2d: np.ndarray, placement: Placement, *, channels: int) ->
 
 
 def scan_squares(subject: Subject, *, size: int, letterbox: bool, intensity: Mapping[str, Any], axis: int,
-                 channels: int, target_spacing: float | None = None) -> tuple[np.ndarray, Placement]:
-    """Every slice of an (unlabelled) subject as prepare would write its image: ``(N, S, S[, 3])`` uint8.
+                 channels: int, target_spacing: float | None = None) -> tuple[np.ndarray, np.ndarray, Placement]:
+    """Every slice of an (unlabelled) subject as prepare would write its image.
 
     The image half of :func:`prepare_subject`, for inference on a new scan: same intensity,
-    upright slicing and placement; the placement maps predictions back to the source grid.
+    upright slicing and placement. Returns the upright ``(N, H, W)`` uint8 slices, the squares
+    ``(N, S, S[, 3])`` and the placement that maps predictions back to the source grid.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, found {channels}")
@@ -125,7 +126,7 @@ def scan_squares(subject: Subject, *, size: int, letterbox: bool, intensity: Map
         raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, "the scan has no slices")
     placement = square_placement(subject, images.shape[1:3], size=size, letterbox=letterbox, axis=axis,
                                  target_spacing=target_spacing)
-    return np.stack([square_image(image2d, placement, channels=channels) for image2d in images]), placement
+    return images, np.stack([square_image(image2d, placement, channels=channels) for image2d in images]), placement
 
 
 def prepare_subject(

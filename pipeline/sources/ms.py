@@ -24,6 +24,7 @@ from pipeline.errors import DatasetError
 from pipeline.formats.nifti import (
     ANY_LABEL, MAX_VOLUME_BYTES, Volume, check_same_grid, has_orientation, load_label_volume, load_volume,
 )
+from pipeline.sources.scans import nifti_scans
 from pipeline.sources.subject import Subject, SubjectRef
 
 SEQUENCES = ("Flair", "T1", "T2")
@@ -156,3 +157,8 @@ def load(ref: SubjectRef, *, sequence: str | None = None, grid_tolerance: float 
         meta={"sequence": seq, "mask_orientation": mask.orientation,
               "orientation_assumed": int(assumed or mask_assumed), "spacing_unknown": (0, 1, 2) if unknown else ()},
     )
+
+
+def load_images(path: Path, *, max_volume_bytes: int = MAX_VOLUME_BYTES, **_: object) -> list[Subject]:
+    """Unlabelled scans for inference: a NIfTI file of the trained sequence (or a folder of them), no mask."""
+    return nifti_scans(path, modality="MR", max_bytes=max_volume_bytes)
