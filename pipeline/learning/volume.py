@@ -75,9 +75,13 @@ def restore_subject(entry: Mapping, squares: Mapping[str, np.ndarray]) -> np.nda
 def restores_exactly(entry: Mapping) -> bool:
     """Whether square masks of this subject map back to the source grid without loss.
 
-    Nearest-neighbour enlargement followed by nearest-neighbour reduction gives back every pixel
+    Every slice must be there (a slice the empty filter dropped comes back as background), and
+    nearest-neighbour enlargement followed by nearest-neighbour reduction gives back every pixel
     (checked for all sizes up to 512); a shrunk or cropped slice loses detail.
     """
+    depth = entry["shape"][int(entry.get("axis", 0))] if entry.get("layout") == "volume" else entry["shape"][0]
+    if len(entry.get("slices", {})) != int(depth):
+        return False
     if not entry.get("placement"):
         return True
     place = Placement.from_dict(entry["placement"])
