@@ -341,3 +341,12 @@ def test_volume_metrics_are_on_the_source_grid_in_mm(tmp_path):
     details = json.loads((out / "details.json").read_text())
     assert details["distance_unit"] == "mm" and details["truth_on_source_grid_exact"] is True
     assert details["n_empty_truth_images_with_prediction"] == 1
+
+
+def test_distances_are_in_mm_only_where_the_source_gives_a_spacing():
+    from pipeline.evaluation.scoring import distance_unit
+
+    volume = {"layout": "volume", "spacing": [0.9, 0.9, 3.0], "spacing_unknown": []}
+    assert distance_unit(volume) == "mm"
+    assert distance_unit({**volume, "spacing_unknown": [0, 1, 2]}) == "px"  # a header with pixdim 1, no orientation
+    assert distance_unit({"layout": "stack", "spacing": [1.0, 1.0]}) == "px" and distance_unit(None) == "px"

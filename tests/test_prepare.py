@@ -260,5 +260,5 @@ def test_target_spacing_gives_every_pixel_the_same_size():
     assert stretched.pixel_spacing == pytest.approx((0.5, 2 / 3))
     stack = Subject("s", np.zeros((1, 8, 8), np.float32), np.zeros((1, 8, 8), np.uint8), (1.0, 1.0), ("x.png",),
                     "8bit", "stack")
-    with pytest.raises(DatasetError, match="publishes none"):
+    with pytest.raises(DatasetError, match="gives none"):
         prepare_subject(stack, **{**OPTIONS, "target_spacing": 1.0, "keep_empty_fraction": 1.0})

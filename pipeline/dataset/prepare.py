@@ -97,10 +97,10 @@ def upright_grey(subject: Subject, *, intensity: Mapping[str, Any], axis: int,
 def square_placement(subject: Subject, shape: tuple[int, int], *, size: int, letterbox: bool, axis: int,
                      target_spacing: float | None = None) -> Placement:
     """Where the subject's upright slices of ``shape`` land on the square (see ``placement_for``)."""
-    if target_spacing is not None and subject.layout != "volume":
+    if target_spacing is not None and (subject.layout != "volume" or subject.meta.get("spacing_unknown")):
         raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id,
-                           f"target_spacing {target_spacing} mm needs a pixel size, but this source publishes "
-                           "none (2D images); set prepare.target_spacing to null for it")
+                           f"target_spacing {target_spacing} mm needs a pixel size, but this source gives "
+                           "none (2D images, or a header without spacing); set prepare.target_spacing to null for it")
     spacing = display_spacing(subject.spacing, layout=subject.layout, axis=axis)
     return placement_for(shape, size=size, letterbox=letterbox, spacing=spacing, target_spacing=target_spacing)
 
@@ -266,6 +266,8 @@ def run_task(task: Task) -> Outcome:
         "axis": task.options["axis"] if subject.layout == "volume" else 0,
         "affine": None if subject.affine is None else np.asarray(subject.affine, dtype=float).round(6).tolist(),
         "spacing": [float(s) for s in subject.spacing], "slice_names": list(subject.slice_names or []),
+        # axes whose spacing the source does not give (e.g. a NIfTI pixdim of 1 with no orientation)
+        "spacing_unknown": [int(a) for a in subject.meta.get("spacing_unknown", ())],
         # axis codes of the source label file as stored, so infer writes its volumes the same way
         "mask_orientation": subject.meta.get("mask_orientation") or subject.orientation,
         "placement": prepared.placement.to_dict() if prepared.placement else None, "slices": slices,

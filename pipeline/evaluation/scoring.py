@@ -37,8 +37,10 @@ def _loss(model, masks: np.ndarray, probs: np.ndarray, outputs: int) -> float:
 
 
 def distance_unit(entry: Mapping | None) -> str:
-    """``mm`` for volumes (NIfTI/DICOM spacing); ``px`` for 2D sources, which publish no pixel size."""
-    return "mm" if entry and entry.get("layout") == "volume" and entry.get("spacing") else "px"
+    """``mm`` for volumes (NIfTI/DICOM spacing); ``px`` for 2D sources, which publish no pixel size,
+    and for volumes whose header gives none (geometry.json ``spacing_unknown``)."""
+    known = entry and entry.get("layout") == "volume" and entry.get("spacing") and not entry.get("spacing_unknown")
+    return "mm" if known else "px"
 
 
 def _mean(values) -> float:
