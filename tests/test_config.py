@@ -22,7 +22,8 @@ from tests.conftest import ROOT, run
 PARAMS = yaml.safe_load((ROOT / "params.yaml").read_text())
 BEFORE = yaml.safe_load((ROOT / "tests" / "params_before_defaults.yaml").read_text())
 # Settings the old file did not spell out, with the value the code used when they were absent.
-NEW_KEYS = {("prepare", "num_classes"): 1, ("prepare", "rgb_map"): None, ("train", "head"): "sigmoid"}
+NEW_KEYS = {("prepare", "num_classes"): 1, ("prepare", "rgb_map"): None, ("train", "head"): "sigmoid",
+            ("prepare", "empty_filter_splits"): ["train", "valid"], ("prepare", "target_spacing"): None}
 # values changed on purpose since: the pancreas stand-in has a patient without label and a short label, as
 # real mirrors do (issue 11), and the demo skips them
 CHANGED = {("pancreas", "prepare", "on_error"): "skip"}
