@@ -44,7 +44,7 @@ def infer_raw(key: str, params: dict, raw: Path, model_path: Path, out_dir: Path
     model = load_model(model_path)
     classes = classes_of_outputs(model.output_shape[-1])
     rows, written = [], []
-    with atomic_dir(out_dir) as out:
+    with atomic_dir(out_dir, inputs=[raw, model_path]) as out:  # never over the scan or the model
         for scan in tqdm(scans, desc=f"infer@{key}", unit="scan"):
             pred = predict_scan(
                 model, scan, size=int(params.get("image_size", 512)), letterbox=bool(prep.get("letterbox", False)),

@@ -112,3 +112,14 @@ def test_zip_of_2d_slices_gets_one_mask_per_slice_at_source_size(tmp_path, brigh
     assert [m.name for m in masks] == [s.name for s in slices] and len(masks) > 1
     for s, m in zip(slices, masks):
         assert cv2.imread(str(m), cv2.IMREAD_UNCHANGED).shape == cv2.imread(str(s), 0).shape
+
+
+def test_out_over_the_scan_is_refused_and_the_scan_kept(tmp_path, bright_model):
+    folder = tmp_path / "scans"
+    folder.mkdir()
+    image = np.random.default_rng(2).integers(0, 255, (32, 32), dtype=np.uint8)
+    cv2.imwrite(str(folder / "scan.png"), image)
+    with pytest.raises(SystemExit) as err:
+        infer.main(["--dataset", "faz", "--params", str(_params(tmp_path, "faz")), "--raw", str(folder),
+                    "--model", str(bright_model), "--out", str(folder)])
+    assert err.value.code == 2 and np.array_equal(cv2.imread(str(folder / "scan.png"), 0), image)
