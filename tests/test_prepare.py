@@ -248,6 +248,7 @@ def test_test_split_keeps_every_slice_and_the_manifest_marks_the_empty_ones(lasc
 
 def test_target_spacing_gives_every_pixel_the_same_size():
     image, mask = np.full((16, 24, 3), 100, np.float32), np.zeros((16, 24, 3), np.uint8)
+    image[0, 0, :] = 0  # not a constant image (prepare refuses those)
     mask[4:12, 6:18, :] = 1
     subject = Subject("case_01", image, mask, (2.0, 1.0, 3.0), ("raw/a.nii.gz",), "8bit", "volume", affine=np.eye(4))
     result = prepare_subject(subject, **{**OPTIONS, "size": 48, "target_spacing": 1.0})
@@ -255,7 +256,7 @@ def test_target_spacing_gives_every_pixel_the_same_size():
     assert result.placement.scaled == (24, 32) and result.placement.offset == (12, 8)
     assert result.spacing == (1.0, 2.0) and result.pixel_spacing == (1.0, 1.0)
     img, msk = decode(result.records[0].image_png), decode(result.records[0].mask_png)
-    assert img[12:36, 8:40].min() == 100 and img[:12].max() == 0 and msk.sum() == 12 * 16 * 255
+    assert img[20:30, 16:32].min() == 100 and img[:12].max() == 0 and msk.sum() == 12 * 16 * 255
     stretched = prepare_subject(subject, **{**OPTIONS, "size": 48})
     assert stretched.pixel_spacing == pytest.approx((0.5, 2 / 3))
     stack = Subject("s", np.zeros((1, 8, 8), np.float32), np.zeros((1, 8, 8), np.uint8), (1.0, 1.0), ("x.png",),

@@ -149,8 +149,6 @@ def prepare_subject(
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, found {channels}")
     _check_subject(subject, num_classes)
-    if (constant := constant_image(subject.image, subject.mask)) is not None:  # would write blank images
-        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, constant)
     lut = encoding_lut(num_classes=num_classes, rgb_map=rgb_map)
     counts = foreground_per_slice(subject.mask, layout=subject.layout, axis=axis)
     keep, kept_empty = [], 0
@@ -161,6 +159,8 @@ def prepare_subject(
             keep.append(index)
             kept_empty += 1
     images = upright_grey(subject, intensity=intensity, axis=axis, indices=keep)
+    if (constant := constant_image(subject.image, subject.mask)) is not None:  # would write blank images
+        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, constant)
     masks = subject.mask[keep] if subject.layout == "stack" else display_stack(subject.mask, axis=axis, indices=keep)
     spacing = display_spacing(subject.spacing, layout=subject.layout, axis=axis)
     placement = square_placement(subject, images.shape[1:3], size=size, letterbox=letterbox, axis=axis,
