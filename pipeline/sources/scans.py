@@ -22,7 +22,7 @@ from pipeline.formats.nifti import MAX_VOLUME_BYTES, load_volume
 from pipeline.sources.subject import Subject
 
 
-def _scan_id(name: str) -> str:
+def scan_id(name: str) -> str:
     """A file-name-safe subject id from a file or folder name."""
     safe = "".join(c if c.isalnum() or c in "._-" else "_" for c in name).lstrip("._-")
     return safe or "scan"
@@ -37,7 +37,7 @@ def nifti_scans(path: Path, *, modality: str, max_bytes: int = MAX_VOLUME_BYTES)
     scans = []
     for file in files:
         volume = load_volume(file, max_bytes=max_bytes)
-        scans.append(Subject(_scan_id(nifti_stem(file) or file.name), volume.array, None, volume.spacing,
+        scans.append(Subject(scan_id(nifti_stem(file) or file.name), volume.array, None, volume.spacing,
                              (str(file),), modality, "volume", affine=volume.affine, orientation=volume.orientation))
     return scans
 
@@ -55,7 +55,7 @@ def dicom_scans(path: Path, *, modality: str = "CT", max_bytes: int = MAX_VOLUME
     scans = []
     for folder in folders:
         image, affine, spacing, meta = read_series(folder, modality=modality, max_bytes=max_bytes)
-        scans.append(Subject(_scan_id(folder.name), image, None, spacing, (str(folder),), modality, "volume",
+        scans.append(Subject(scan_id(folder.name), image, None, spacing, (str(folder),), modality, "volume",
                              affine=affine, orientation=meta["orientation"]))
     return scans
 
@@ -86,14 +86,14 @@ def image_scans(path: Path, *, group: Callable[[PurePosixPath], str] | None = No
     scans: dict[str, list[tuple[str, str]]] = {}
     for source, path_in in logical.items():
         key = group(path_in) if group else path_in.stem if unique else f"{path_in.parent.name}_{path_in.stem}"
-        scans.setdefault(_scan_id(key), []).append((path_in.stem, source))
+        scans.setdefault(scan_id(key), []).append((path_in.stem, source))
     out = []
-    for scan_id in sorted(scans, key=natural_key):
-        items = sorted(scans[scan_id], key=lambda item: natural_key(item[0]))
+    for name in sorted(scans, key=natural_key):
+        items = sorted(scans[name], key=lambda item: natural_key(item[0]))
         images = [decode_grey(data, name=source)
                   for (_, source), data in zip(items, archive.read_sources([s for _, s in items]))]
         if len({im.shape for im in images}) > 1:
-            raise DatasetError(items[0][1], f"the images of scan {scan_id} differ in size; expected one size per scan")
-        out.append(Subject(scan_id, np.stack(images).astype(np.float32), None, (1.0, 1.0),
+            raise DatasetError(items[0][1], f"the images of scan {name} differ in size; expected one size per scan")
+        out.append(Subject(name, np.stack(images).astype(np.float32), None, (1.0, 1.0),
                            tuple(s for _, s in items), "8bit", "stack", slice_names=tuple(n for n, _ in items)))
     return out
