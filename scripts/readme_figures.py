@@ -103,17 +103,19 @@ def predictions(root: Path, params: dict, out: Path) -> None:
 
 def metrics_table(root: Path) -> str:
     lines = [
-        "| dataset | test images (subjects) | foreground Dice per image | per subject | IoU | HD95 (px) "
-        "| the seed's metric, our model | the seed's published figure |",
+        "| dataset | test subjects (slices) | volume Dice per subject | HD95 | mean surface distance "
+        "| 2D Dice per image | the seed's metric, our model | the seed's published figure |",
         "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for key in KEYS:
         m = json.loads((root / "metrics" / key / "eval.json").read_text())
+        d = json.loads((root / "metrics" / key / "details.json").read_text())
         name, published, ours = SEEDS[key]
         theirs = f"{name} {published:.4f}" if published is not None else "none (val bce_iou_loss 0.1609)"
-        hd = f"{m['hd95']:.1f}" if m.get("hd95") is not None else "-"
-        lines.append(f"| {key} | {m['n_images']} ({m['n_subjects']}) | {m['dice']:.3f} | {m['dice_subject']:.3f} "
-                     f"| {m['iou']:.3f} | {hd} | {name} {m[ours]:.3f} | {theirs} |")
+        unit = d["distance_unit"]
+        hd, msd = (f"{m[k]:.1f} {unit}" if m.get(k) is not None else "-" for k in (f"hd95_{unit}", f"msd_{unit}"))
+        lines.append(f"| {key} | {d['n_subjects']} ({d['n_images']}) | {m['dice_volume']:.3f} | {hd} | {msd} "
+                     f"| {m['dice_image']:.3f} | {name} {m[ours]:.3f} | {theirs} |")
     return "\n".join(lines) + "\n"
 
 

@@ -1,4 +1,8 @@
-"""evaluate@<key>: score the trained model on the prepared test split (never augmented)."""
+"""evaluate@<key>: score the trained model on the prepared test split (never augmented).
+
+eval.json holds the headline metrics (per-subject volume Dice first, distances with their unit);
+details.json the counts and pooled figures; per_image.csv and per_subject.csv every row.
+"""
 
 from __future__ import annotations
 
@@ -61,15 +65,18 @@ def main(argv: list[str] | None = None) -> None:
         raise DatasetError(args.model, f"the model has {model.output_shape[-1]} outputs, expected {outputs} for "
                            f"train.head {train.get('head', 'sigmoid')} and {info.num_classes} foreground class(es); "
                            "train it again on this set")
+    geometry_file = args.data / "geometry.json"
     scores = score_split(
         model, split_dir, subjects=subjects_by_stem(args.data), input_size=train["input_size"],
         channels=model.input_shape[-1], num_classes=info.num_classes, head=train.get("head", "sigmoid"),
         threshold=opts["threshold"],
         batch_size=train.get("batch_size", 8), keep=keep, progress=tqdm,
+        geometry=json.loads(geometry_file.read_text()) if geometry_file.is_file() else None,
     )
 
     with atomic_dir(args.out, inputs=[args.data, args.model]) as out:
         (out / "eval.json").write_text(json.dumps({k: _clean(v) for k, v in scores.summary.items()}, indent=2) + "\n")
+        (out / "details.json").write_text(json.dumps({k: _clean(v) for k, v in scores.details.items()}, indent=2) + "\n")
         _write_csv(out / "per_image.csv", scores.images)
         _write_csv(out / "per_subject.csv", scores.subjects)
     with atomic_dir(args.reports, inputs=[args.data, args.model]) as reports:
@@ -77,11 +84,12 @@ def main(argv: list[str] | None = None) -> None:
         for stem, (image_path, truth, pred) in sorted(scores.kept.items()):
             save_rgb(reports / "overlays" / f"{stem}.png", error_overlay(read_image(image_path), pred, truth))
 
-    s = scores.summary
-    print(f"evaluate@{args.dataset}: {s['n_images']} {args.split} images of {s['n_subjects']} subjects: "
-          f"dice {s['dice']:.3f} (per subject {s['dice_subject']:.3f}, seeds-style {s['dice_seeds_style']:.3f}, "
-          f"with background {s['dice_seeds_style_bg']:.3f}), "
-          f"iou {s['iou']:.3f}, hd95 {s['hd95']:.1f} px, {s['n_empty_empty']} empty-vs-empty; "
+    s, d = scores.summary, scores.details
+    unit = d["distance_unit"]
+    print(f"evaluate@{args.dataset}: {d['n_images']} {args.split} images of {d['n_subjects']} subjects: "
+          f"volume dice {s['dice_volume']:.3f}, hd95 {s[f'hd95_{unit}']:.1f} {unit}, msd {s[f'msd_{unit}']:.1f} {unit}, "
+          f"image dice {s['dice_image']:.3f} over {d['n_images_scored']} images with foreground, "
+          f"{d['n_empty_truth_images_with_prediction']} of {d['n_empty_truth_images']} empty slices given some; "
           f"wrote {args.out / 'eval.json'}")
 
 

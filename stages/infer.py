@@ -1,4 +1,11 @@
-"""infer@<key>: predict masks for a folder of PNG images; pictures, and NIfTI volumes for volumetric sources."""
+"""infer@<key>: predict masks for a folder of PNG images, or for a new scan as published (--raw).
+
+With ``--images``: masks, pictures, and NIfTI volumes for volumetric sources (``--prepared``).
+With ``--raw``: the dataset's reader reads the scan (NIfTI, DICOM series, 2D image, folder or zip)
+without any label, prepare's intensity/upright/placement path feeds the model, and the mask lands
+on the source grid: ``<id>.nii.gz`` with the source's shape and affine for volumes, PNGs at the
+source size for 2D sources, plus ``montage.png`` (slice | prediction overlay).
+"""
 
 from __future__ import annotations
 
@@ -11,7 +18,8 @@ from tqdm import tqdm
 from pipeline.dataset.prepared import read_info, read_mask, write_mask
 from pipeline.errors import DatasetError
 from pipeline.learning.heads import classes_of_outputs, model_outputs
-from pipeline.reports.overlay import blend, colorize, save_rgb, triptych
+from pipeline.reports.overlay import blend, colorize, montage, save_rgb, to_rgb, triptych
+from pipeline.sources import get_reader
 from pipeline.writers import atomic_dir
 from stages.common import base_parser, dataset_params, import_tensorflow, stage_edge
 
@@ -19,10 +27,56 @@ CHUNK = 64      # images decoded at a time, so any folder size fits in memory
 MONTAGE_ROWS = 6
 
 
+def infer_raw(key: str, params: dict, raw: Path, model_path: Path, out_dir: Path) -> str:
+    """Segment every scan the reader finds at ``raw``; returns the summary line."""
+    prep, train = params["prepare"], params["train"]
+    # TensorFlow and the readers' libraries: only once the flags are read, so mistakes show fast
+    import_tensorflow()
+    from pipeline.learning.predict import load_model
+    from pipeline.learning.scan import predict_scan
+    from pipeline.learning.volume import save_nifti
+
+    scans = get_reader(key).load_images(raw, **prep.get("reader", {}))
+    ids = [s.subject_id for s in scans]
+    if len(set(ids)) != len(ids):
+        raise DatasetError(raw, f"two scans share a name ({', '.join(sorted(i for i in set(ids) if ids.count(i) > 1))}); "
+                                "point --raw at one of them")
+    model = load_model(model_path)
+    classes = classes_of_outputs(model.output_shape[-1])
+    rows, written = [], []
+    with atomic_dir(out_dir, inputs=[raw, model_path]) as out:  # never over the scan or the model
+        for scan in tqdm(scans, desc=f"infer@{key}", unit="scan"):
+            pred = predict_scan(
+                model, scan, size=int(params.get("image_size", 512)), letterbox=bool(prep.get("letterbox", False)),
+                intensity=prep.get("intensity", {"mode": "none"}), axis=int(prep.get("axis", 2)),
+                channels=int(model.input_shape[-1]), input_size=int(train["input_size"]),
+                threshold=float(params["evaluate"]["threshold"]), batch_size=int(train.get("batch_size", 8)),
+                target_spacing=prep.get("target_spacing"), context_slices=int(prep.get("context_slices", 0)))
+            if scan.layout == "volume":
+                save_nifti(out / f"{scan.subject_id}.nii.gz", pred.labels, scan.affine, orientation=scan.orientation)
+                written.append(f"{scan.subject_id}.nii.gz")
+            else:
+                names = scan.slice_names or tuple(str(i) for i in range(len(pred.labels)))
+                for name, labels in zip(names, pred.labels):
+                    rel = f"{scan.subject_id}.png" if len(names) == 1 else f"{scan.subject_id}/{name}.png"
+                    write_mask(out / "masks" / rel, labels, num_classes=classes)
+                    written.append(f"masks/{rel}")
+            busy = np.argsort([-np.count_nonzero(m) for m in pred.display_labels], kind="stable")
+            for i in sorted(busy[:max(1, MONTAGE_ROWS // len(scans))].tolist()):
+                image = pred.display_images[i]
+                rows.append([to_rgb(image), blend(image, pred.display_labels[i])])
+        save_rgb(out / "montage.png", montage(rows[:MONTAGE_ROWS * 2], titles=["scan", "prediction"]))
+    return (f"infer@{key}: {len(scans)} scan(s) from {raw} -> {out_dir}: {', '.join(written[:3])}"
+            f"{' ...' if len(written) > 3 else ''}, montage.png")
+
+
 @stage_edge("infer")
 def main(argv: list[str] | None = None) -> None:
     parser = base_parser(__doc__)
-    parser.add_argument("--images", type=Path, required=True, help="folder of .png images")
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--images", type=Path, help="folder of .png images (prepared-style slices)")
+    source.add_argument("--raw", type=Path, help="a new scan as published: NIfTI file, DICOM series folder, "
+                                                 "2D image, or a folder/zip of them; no label needed")
     parser.add_argument("--model", type=Path, required=True, help="trained .keras model")
     parser.add_argument("--out", type=Path, required=True, help="output folder (replaced)")
     parser.add_argument("--prepared", type=Path,
@@ -30,6 +84,9 @@ def main(argv: list[str] | None = None) -> None:
                              "(without it, the classes come from the model's outputs)")
     args = parser.parse_args(argv)
     p = dataset_params(args.dataset, args.params)
+    if args.raw is not None:
+        print(infer_raw(args.dataset, p, args.raw, args.model, args.out))
+        return
     train, threshold = p["train"], p["evaluate"]["threshold"]
     outputs = None
     if args.prepared:

@@ -14,7 +14,7 @@ from pipeline.writers import atomic_dir
 from stages.common import base_parser, dataset_params, raw_folder, resolve_jobs, stage_edge
 
 OPTIONS = ("letterbox", "intensity", "axis", "channels", "min_foreground_pixels", "keep_empty_fraction",
-           "num_classes", "rgb_map", "context_slices")
+           "num_classes", "rgb_map", "context_slices", "target_spacing")
 
 
 def read_pinned(path: Path, out: Path):
@@ -83,8 +83,9 @@ def main(argv: list[str] | None = None) -> None:
         for name in SPLITS:
             (tmp / name / "images").mkdir(parents=True)
             (tmp / name / "masks").mkdir(parents=True)
+        filter_splits = tuple(prep.get("empty_filter_splits", ("train", "valid")))
         tasks = [Task(reader.__name__, r, prep.get("reader", {}), assignment[r.subject_id], str(tmp),
-                      str(args.raw), options) for r in refs]
+                      str(args.raw), options, filter_splits) for r in refs]
         outcomes = list(unreadable)
         with outcomes_in_order(tasks, jobs=workers) as results:
             for outcome in tqdm(results, total=len(tasks), desc=f"prepare@{key}", unit="subject"):

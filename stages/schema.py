@@ -111,6 +111,14 @@ class Prepare(Section):
                        "the border slice; masks are slice z's; `channels` is then 3); 0: one slice.")
     min_foreground_pixels: int = Field(1, ge=0, description="Slices with fewer foreground pixels count as empty.")
     keep_empty_fraction: float = Field(0.0, ge=0, le=1, description="Share of empty slices kept (seeded draw), 0..1.")
+    empty_filter_splits: list[Literal["train", "valid", "test"]] = Field(
+        ["train", "valid"], description="Splits where `min_foreground_pixels` and `keep_empty_fraction` drop empty "
+                                        "slices; the others keep every slice (the test split, so evaluation sees "
+                                        "the slices without the target too; the manifest marks them `empty_kept`).")
+    target_spacing: float | None = Field(
+        None, gt=0, description="mm per pixel: resample every slice in-plane to this pixel size and pad/crop it to "
+                                "the image_size square (volume sources only); null stretches or letterboxes to the "
+                                "square, as the seeds did.")
     split: Split = Field(default_factory=Split, description="Subject-wise train/valid/test split.")
     on_error: Literal["fail", "skip"] = Field("fail", description="A bad subject stops the stage (`fail`) or is "
                                                                   "listed in stats.json and left out (`skip`).")

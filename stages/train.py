@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -38,6 +39,7 @@ def main(argv: list[str] | None = None) -> None:
     from models.metrics import default_metrics
     from models.training import EpochSnapshots, make_optimizer
     from models.unet import build_unet
+    from pipeline.learning.predict import export_saved_model, load_model
     from pipeline.learning.tfdata import load_pairs, make_dataset
     from pipeline.reports.palette import MASK_PANEL_COLOURS
 
@@ -70,6 +72,8 @@ def main(argv: list[str] | None = None) -> None:
 
     with guarded_dir(args.out, inputs=[args.data]):  # refuses an --out in --data; one run at a time
         (args.out / "model.keras").unlink(missing_ok=True)  # a model of an earlier run must not pass for this one's
+        if (args.out / "saved_model" / "saved_model.pb").is_file():  # an export this stage wrote before
+            shutil.rmtree(args.out / "saved_model")
         live = Live(dir=str(args.out / "live"), dvcyaml=False, save_dvc_exp=False)
         callbacks = [
             keras.callbacks.ReduceLROnPlateau(monitor="val_loss", **p["reduce_lr"], verbose=1),
@@ -90,6 +94,7 @@ def main(argv: list[str] | None = None) -> None:
         raise UsageError(f"{args.params}: datasets.{args.dataset}.train.learning_rate: no epoch reached a finite "
                          "val_loss, so no model.keras was written; lower learning_rate, set clipvalue, "
                          "or turn off mixed_precision")
+    export_saved_model(load_model(args.out / "model.keras"), args.out / "saved_model")  # the best epoch's weights
     best = int(np.nanargmin(history["val_loss"]))
     # Validation figures of the epoch whose weights model.keras holds (dvclive's own are the last).
     live.summary["best"] = {"step": best, **{k[4:]: float(v[best]) for k, v in history.items()
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> None:
     (args.out / "train.json").write_text(json.dumps(summary, indent=2) + "\n")
     print(f"train@{args.dataset}: {len(history['loss'])} epochs, best epoch {best + 1}: "
           f"val_dice {history['val_dice'][best]:.3f}, val_loss {history['val_loss'][best]:.4f}; "
-          f"wrote {args.out / 'model.keras'} ({model.count_params():,} parameters)")
+          f"wrote {args.out / 'model.keras'} ({model.count_params():,} parameters) and its SavedModel export")
 
 
 if __name__ == "__main__":

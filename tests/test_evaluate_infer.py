@@ -105,12 +105,14 @@ def _run_evaluate(tmp_path, prepared, model, params):
 def test_evaluate_perfect_model_scores_exactly(tmp_path, prepared):
     out, reports = _run_evaluate(tmp_path, prepared, _identity_model(tmp_path), _params(tmp_path, input_size=SIZE))
     result = json.loads((out / "eval.json").read_text())
-    assert result["dice"] == result["iou"] == result["dice_subject"] == 1.0
-    assert result["precision"] == result["recall"] == 1.0
-    assert result["hd95"] == 0.0
-    assert result["n_images"] == 5 and result["n_subjects"] == 2 and result["n_empty_empty"] == 1
+    details = json.loads((out / "details.json").read_text())
+    assert list(result) == ["dice_volume", "hd95_px", "msd_px", "dice_image", "dice_seeds_style",
+                            "dice_seeds_style_bg"]  # the headline first, units in the names, few keys
+    assert result["dice_volume"] == result["dice_image"] == 1.0 and result["hd95_px"] == result["msd_px"] == 0.0
     assert result["dice_seeds_style"] == pytest.approx(1.0) and result["dice_seeds_style_bg"] == pytest.approx(1.0)
-    assert result["loss"] is not None
+    assert details["precision_pixels"] == details["recall_pixels"] == 1.0 and details["loss"] is not None
+    assert details["n_images"] == 5 and details["n_subjects"] == 2 and details["n_images_scored"] == 4
+    assert details["n_empty_truth_images"] == 1 and details["n_empty_truth_images_with_prediction"] == 0
     with open(out / "per_image.csv") as f:
         rows = list(csv.DictReader(f))
     assert [r["image"] for r in rows] == sorted(["vol_0001", "vol_0002", "vol_0003", "flat_0000", "flat_0001"])
@@ -122,14 +124,13 @@ def test_evaluate_perfect_model_scores_exactly(tmp_path, prepared):
 def test_evaluate_tiny_trained_model_writes_keys_and_csv(tmp_path, prepared):
     out, _ = _run_evaluate(tmp_path, prepared, _tiny_unet(tmp_path, prepared), _params(tmp_path, input_size=16))
     result = json.loads((out / "eval.json").read_text())
-    for key in ("dice", "iou", "precision", "recall", "dice_seeds_style", "dice_subject", "hd95", "loss",
-                "n_images", "n_subjects", "n_empty_empty"):
-        assert key in result
-    assert 0.0 <= result["dice"] <= 1.0 and result["loss"] > 0
+    assert set(result) == {"dice_volume", "hd95_px", "msd_px", "dice_image", "dice_seeds_style", "dice_seeds_style_bg"}
+    assert 0.0 <= result["dice_volume"] <= 1.0 and json.loads((out / "details.json").read_text())["loss"] > 0
     with open(out / "per_image.csv") as f:
         header = next(csv.reader(f))
     assert header[:4] == ["image", "subject", "dice", "iou"]
-    assert (out / "per_subject.csv").is_file()
+    with open(out / "per_subject.csv") as f:
+        assert next(csv.reader(f))[:5] == ["subject", "slices", "dice_volume", "hd95_px", "msd_px"]
 
 
 def test_infer_writes_valid_masks_pictures_and_aligned_volume(tmp_path, prepared):
@@ -202,9 +203,9 @@ def test_multiclass_evaluate_and_infer(tmp_path):
     model.compile(loss="categorical_crossentropy")
     model.save(tmp_path / "mc.keras")
     out, _ = _run_evaluate(tmp_path, root, tmp_path / "mc.keras", params)
-    result = json.loads((out / "eval.json").read_text())
-    assert {"dice_1", "dice_2", "dice", "dice_seeds_style"} <= result.keys()
-    assert result["n_subjects"] == 3 and result["loss"] > 0
+    details = json.loads((out / "details.json").read_text())
+    assert {"dice_image_1", "dice_image_2", "dice_volume_1", "dice_volume_2"} <= details.keys()
+    assert details["n_subjects"] == 3 and details["loss"] > 0
     infer.main(["--dataset", "tiny", "--params", str(params), "--model", str(tmp_path / "mc.keras"),
                 "--images", str(root / "test/images"), "--out", str(tmp_path / "inf")])
     written = sorted((tmp_path / "inf/masks").glob("*.png"))
@@ -247,12 +248,12 @@ def test_per_class_dice_and_hd95_count_a_missed_class(tmp_path):
                   "batch_size": 3},
         "evaluate": {"threshold": 0.5, "overlays": 0}}}}))
     out, _ = _run_evaluate(tmp_path, root, _binning_model(tmp_path / "bin.keras", SIZE), params)
-    result = json.loads((out / "eval.json").read_text())
-    assert result["dice_2"] == 0.0 and result["n_images_2"] == 1
-    assert result["dice_1"] == pytest.approx((2 / 3 + 1 + 1) / 3)  # s0: 100 TP, 100 FP pixels of class 1
+    result = json.loads((out / "details.json").read_text())
+    assert result["dice_image_2"] == 0.0 and result["n_images_2"] == 1
+    assert result["dice_image_1"] == pytest.approx((2 / 3 + 1 + 1) / 3)  # s0: 100 TP, 100 FP pixels of class 1
     subjects = {r["subject"]: r for r in csv.DictReader(open(out / "per_subject.csv"))}
-    assert float(subjects["s1"]["hd95"]) == 0.0
-    assert float(subjects["s0"]["hd95"]) > SIZE  # class 2 missed: the diagonal (56.6), averaged with class 1's
+    assert float(subjects["s1"]["hd95_px"]) == 0.0 and float(subjects["s0"]["dice_volume_2"]) == 0.0
+    assert float(subjects["s0"]["hd95_px"]) > SIZE  # class 2 missed: the diagonal (56.6), averaged with class 1's
 
 
 def test_evaluate_takes_the_classes_from_dataset_json_not_params(tmp_path, prepared):
@@ -304,3 +305,48 @@ def test_evaluate_and_infer_never_write_over_their_inputs(tmp_path, prepared):
         assert err.value.code == 2 and "input" in str(err.value), err.value
         assert {p: p.read_bytes() for p in prepared.rglob("*") if p.is_file()} == before
     assert model.is_file() and not (tmp_path / "r").exists()
+
+
+def test_volume_metrics_are_on_the_source_grid_in_mm(tmp_path):
+    """A 20 x 20 x 4 volume of 0.9 x 0.9 x 3 mm stretched to 40 px squares: the stage's per-subject
+    Dice, HD95 and surface distance equal those of the source-grid volumes, and a blob predicted on
+    an empty slice (kept in the test split) costs volume Dice."""
+    from pipeline.slices.resize import place_mask, placement_for
+    from pipeline.slices.slicing import to_display
+    from pipeline.evaluation.metrics import volume_scores
+
+    spacing = [0.9, 0.9, 3.0]
+    truth = np.zeros((20, 20, 4), np.uint8)
+    truth[5:12, 6:14, 1:3] = 1
+    pred = truth.copy()
+    pred[2:5, 14:18, 3] = 1  # invented on slice 3, where the truth is empty
+    place = placement_for((20, 20), size=SIZE, letterbox=False)
+    root = tmp_path / "prepared"
+    for kind in ("images", "masks"):
+        (root / "test" / kind).mkdir(parents=True)
+    for z in range(4):
+        cv2.imwrite(str(root / "test/masks" / f"v_{z:04d}.png"), place_mask(to_display(truth[:, :, z], axis=2), place) * 255)
+        cv2.imwrite(str(root / "test/images" / f"v_{z:04d}.png"), place_mask(to_display(pred[:, :, z], axis=2), place) * 255)
+    (root / "geometry.json").write_text(json.dumps({"v": {
+        "split": "test", "layout": "volume", "shape": [20, 20, 4], "axis": 2, "affine": AFFINE, "spacing": spacing,
+        "placement": place.to_dict(), "slices": {str(z): f"v_{z:04d}.png" for z in range(4)}}}))
+    write_info(root, _info(1))
+    out, _ = _run_evaluate(tmp_path, root, _identity_model(tmp_path), _params(tmp_path, input_size=SIZE, overlays=0))
+    result = json.loads((out / "eval.json").read_text())
+    expected = volume_scores(pred, truth, spacing=spacing)
+    assert result["dice_volume"] == pytest.approx(expected["dice"]) and expected["dice"] < 1.0
+    assert result["hd95_mm"] == pytest.approx(expected["hd95"], abs=1e-5)  # eval.json rounds to 6 decimals
+    assert result["msd_mm"] == pytest.approx(expected["msd"], abs=1e-5)
+    assert result["hd95_mm"] != pytest.approx(volume_scores(pred, truth)["hd95"])  # not in voxels
+    details = json.loads((out / "details.json").read_text())
+    assert details["distance_unit"] == "mm" and details["truth_on_source_grid_exact"] is True
+    assert details["n_empty_truth_images_with_prediction"] == 1
+
+
+def test_distances_are_in_mm_only_where_the_source_gives_a_spacing():
+    from pipeline.evaluation.scoring import distance_unit
+
+    volume = {"layout": "volume", "spacing": [0.9, 0.9, 3.0], "spacing_unknown": []}
+    assert distance_unit(volume) == "mm"
+    assert distance_unit({**volume, "spacing_unknown": [0, 1, 2]}) == "px"  # a header with pixdim 1, no orientation
+    assert distance_unit({"layout": "stack", "spacing": [1.0, 1.0]}) == "px" and distance_unit(None) == "px"

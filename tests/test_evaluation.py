@@ -178,3 +178,68 @@ def test_hd95_mask_filling_the_image_uses_the_image_edge():
     assert d is not None and d[0].size == 36          # the frame of the image is full's boundary
     assert ev.hd95([d]) == pytest.approx(np.hypot(4, 4))
     assert ev.hd95([ev.surface_distances(full, full)]) == 0.0
+
+
+def _reference_surfaces(a, b, spacing):
+    """MedPy's way, independently of SimpleITK: the boundary is the mask minus its 6-connected
+    erosion (scipy), distances come from scipy's exact Euclidean distance transform."""
+    from scipy import ndimage
+
+    def border(m):
+        m = np.pad(m.astype(bool), 1)
+        inner = ndimage.binary_erosion(m, structure=ndimage.generate_binary_structure(m.ndim, 1))
+        return m & ~inner
+
+    ba, bb = border(a), border(b)
+    to_b = ndimage.distance_transform_edt(~bb, sampling=spacing)[ba]
+    to_a = ndimage.distance_transform_edt(~ba, sampling=spacing)[bb]
+    return to_b, to_a
+
+
+def _box(shape, lo, hi):
+    m = np.zeros(shape, np.uint8)
+    m[tuple(slice(a, b) for a, b in zip(lo, hi))] = 1
+    return m
+
+
+def test_volume_distances_match_scipy_reference_and_known_answers():
+    spacing = (2.0, 0.7, 1.3)  # anisotropic, as CT and MR volumes are
+    truth = _box((30, 40, 36), (5, 6, 7), (20, 30, 25))
+    shifted = _box((30, 40, 36), (8, 6, 7), (23, 30, 25))  # moved 3 voxels along axis 0 (6 mm)
+    # known answer: every boundary point lies at most 3 voxels of axis 0 from the other box's boundary
+    assert ev.hd95([ev.surface_distances(shifted, truth, spacing=spacing)], percentile=100) == pytest.approx(6.0)
+    ball = np.zeros((30, 40, 36), np.uint8)
+    zz, yy, xx = np.ogrid[:30, :40, :36]
+    ball[((zz - 14) * 2.0) ** 2 + ((yy - 20) * 0.7) ** 2 + ((xx - 17) * 1.3) ** 2 <= 10.0 ** 2] = 1
+    for pred in (shifted, ball, _box((30, 40, 36), (9, 12, 11), (14, 20, 18))):  # shifted, other shape, inside
+        ours = ev.surface_distances(pred, truth, spacing=spacing)
+        ref = _reference_surfaces(pred, truth, spacing)
+        for mine, theirs in zip(ours, ref):  # ITK maps are float32: equal to ~1e-6 mm
+            assert np.allclose(np.sort(mine), np.sort(theirs), atol=1e-5)
+        ref_hd95 = max(np.percentile(ref[0], 95), np.percentile(ref[1], 95))
+        ref_msd = np.concatenate(ref).mean()
+        scores = ev.volume_scores(pred, truth, spacing=spacing)
+        assert scores["hd95"] == pytest.approx(ref_hd95) and scores["msd"] == pytest.approx(ref_msd)
+        assert scores["dice"] == pytest.approx(2 * (pred & truth).sum() / (pred.sum() + truth.sum()))
+    # a box inset by k voxels on every side of a cube: its boundary is exactly k voxels from the cube's
+    cube, inset = _box((20, 20, 20), (3, 3, 3), (17, 17, 17)), _box((20, 20, 20), (5, 5, 5), (15, 15, 15))
+    inner_to_outer = ev.surface_distances(inset, cube, spacing=(1.5, 1.5, 1.5))[0]
+    assert np.allclose(inner_to_outer, 3.0, atol=1e-5)  # 2 voxels x 1.5 mm
+
+
+def test_volume_scores_units_empty_cases_and_single_images():
+    truth = _box((10, 12, 14), (2, 2, 2), (6, 8, 9))
+    empty = np.zeros_like(truth)
+    s = ev.volume_scores(truth, truth, spacing=(3.0, 1.0, 1.0))
+    assert s["dice"] == 1.0 and s["hd95"] == 0.0 and s["msd"] == 0.0 and s["empty_empty"] == 0.0
+    s = ev.volume_scores(empty, empty)
+    assert s["dice"] == 1.0 and math.isnan(s["hd95"]) and s["empty_empty"] == 1.0
+    missed = ev.volume_scores(empty, truth, spacing=(3.0, 1.0, 1.0))
+    assert missed["dice"] == 0.0 and missed["hd95"] == pytest.approx(math.hypot(30, 12, 14))  # the diagonal in mm
+    # a (1, H, W) stack holding one 2D image is scored as that image: its outline, not every pixel
+    flat, moved = _square((1, 20, 20), 0, 0, 0), np.zeros((1, 20, 20), np.uint8)
+    flat[0, 5:15, 5:15] = 1
+    moved[0, 5:15, 7:17] = 1
+    assert ev.volume_scores(moved, flat)["hd95"] == pytest.approx(2.0)
+    assert ev.volume_scores(moved, flat)["msd"] == pytest.approx(
+        ev.mean_surface_distance([ev.surface_distances(moved[0], flat[0])]))

@@ -227,3 +227,39 @@ def test_dvc_repro_reruns_only_the_changed_dataset(dvc_repo):
     assert "Running stage 'prepare@ms'" in out and "Running stage 'prepare@lasc'" not in out
     assert "Stage 'prepare@lasc' didn't change" in out
     assert json.loads((dvc_repo / "data/prepared/ms/stats.json").read_text())["kept_empty"] > 0
+
+
+def test_test_split_keeps_every_slice_and_the_manifest_marks_the_empty_ones(lasc_raw, tmp_path):
+    run_stage(lasc_raw, tmp_path / "a", params_file(tmp_path), "--n-jobs", "1")
+    rows = list(csv.DictReader(open(tmp_path / "a" / "manifest.csv")))
+    geometry = json.loads((tmp_path / "a" / "geometry.json").read_text())
+    test = [r for r in rows if r["split"] == "test"]
+    assert test and {r["empty_kept"] for r in test} == {"0", "1"}
+    assert all((r["empty_kept"] == "1") == (r["foreground_pixels"] == "0") for r in rows)
+    for subject in {r["subject"] for r in test}:  # every slice of a test volume, in order
+        depth = geometry[subject]["shape"][geometry[subject]["axis"]]
+        assert sorted(int(r["slice_index"]) for r in test if r["subject"] == subject) == list(range(depth))
+    assert all(r["empty_kept"] == "0" for r in rows if r["split"] != "test")  # keep_empty_fraction 0 there
+    run_stage(lasc_raw, tmp_path / "b", params_file(tmp_path, empty_filter_splits=["train", "valid", "test"]),
+              "--n-jobs", "1")
+    filtered = list(csv.DictReader(open(tmp_path / "b" / "manifest.csv")))
+    assert all(r["empty_kept"] == "0" for r in filtered) and len(filtered) < len(rows)
+
+
+def test_target_spacing_gives_every_pixel_the_same_size():
+    image, mask = np.full((16, 24, 3), 100, np.float32), np.zeros((16, 24, 3), np.uint8)
+    image[0, 0, :] = 0  # not a constant image (prepare refuses those)
+    mask[4:12, 6:18, :] = 1
+    subject = Subject("case_01", image, mask, (2.0, 1.0, 3.0), ("raw/a.nii.gz",), "8bit", "volume", affine=np.eye(4))
+    result = prepare_subject(subject, **{**OPTIONS, "size": 48, "target_spacing": 1.0})
+    # upright slices are 24 rows (y, 1 mm) x 16 columns (x, 2 mm): 24 x 32 pixels of 1 mm, centred
+    assert result.placement.scaled == (24, 32) and result.placement.offset == (12, 8)
+    assert result.spacing == (1.0, 2.0) and result.pixel_spacing == (1.0, 1.0)
+    img, msk = decode(result.records[0].image_png), decode(result.records[0].mask_png)
+    assert img[20:30, 16:32].min() == 100 and img[:12].max() == 0 and msk.sum() == 12 * 16 * 255
+    stretched = prepare_subject(subject, **{**OPTIONS, "size": 48})
+    assert stretched.pixel_spacing == pytest.approx((0.5, 2 / 3))
+    stack = Subject("s", np.zeros((1, 8, 8), np.float32), np.zeros((1, 8, 8), np.uint8), (1.0, 1.0), ("x.png",),
+                    "8bit", "stack")
+    with pytest.raises(DatasetError, match="gives none"):
+        prepare_subject(stack, **{**OPTIONS, "target_spacing": 1.0, "keep_empty_fraction": 1.0})

@@ -10,6 +10,7 @@ import cv2
 import keras
 import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 
 from models.losses import get_loss
@@ -105,6 +106,9 @@ def test_train_stage_writes_model_metrics_and_snapshots(tmp_path, head, loss, ou
     model = keras.saving.load_model(out / "model.keras")
     assert model.output_shape == (None, 32, 32, outputs)  # the head from params, the classes from dataset.json
     assert model.count_params() == build_unet(32, 1, outputs, 4, (3, 3), 3, (1, 1), 0.0).count_params()
+    served = tf.saved_model.load(str(out / "saved_model"))  # the serving export holds the same weights
+    x = np.random.default_rng(0).random((2, 32, 32, 1), dtype=np.float32)
+    np.testing.assert_allclose(served.serve(x).numpy(), model.predict(x, verbose=0), atol=1e-6)
     summary = json.loads((out / "live" / "metrics.json").read_text())
     assert summary["step"] == 1 and {"dice", "iou", "dice_coef", "loss"} <= summary["eval"].keys()
     assert summary["best"]["step"] in (0, 1) and 0 <= summary["best"]["dice"] <= 1

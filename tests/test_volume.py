@@ -82,3 +82,19 @@ def test_rebuild_rejects_wrong_slice_sizes():
         rebuild_volume({0: np.zeros((5, 5), np.uint8)}, shape=(4, 4, 2), axis=2, placement=None)
     with pytest.raises(ValueError, match="outside"):
         rebuild_volume({3: np.zeros((4, 4), np.uint8)}, shape=(4, 4, 2), axis=2, placement=None)
+
+
+def test_restores_exactly_only_with_every_slice_and_no_shrinking():
+    from pipeline.learning.volume import restores_exactly
+    from pipeline.slices.resize import placement_for
+
+    def entry(shape, place, slices):
+        return {"layout": "volume", "shape": list(shape), "axis": 2, "placement": place.to_dict(),
+                "slices": {str(i): f"s_{i:04d}.png" for i in slices}}
+
+    grown = placement_for((30, 20), size=64, letterbox=True)
+    assert restores_exactly(entry((20, 30, 3), grown, range(3)))
+    assert not restores_exactly(entry((20, 30, 3), grown, [0, 2]))  # a dropped empty slice is unknown
+    assert not restores_exactly(entry((200, 300, 3), placement_for((300, 200), size=64, letterbox=True), range(3)))
+    cropped = placement_for((30, 20), size=16, letterbox=False, spacing=(1.0, 1.0), target_spacing=1.0)
+    assert not restores_exactly(entry((20, 30, 3), cropped, range(3)))

@@ -22,7 +22,7 @@ from pipeline.dataset.prepared import pair_paths, slice_stem
 from pipeline.slices.intensity import to_uint8
 from pipeline.slices.masks import check_labels, encoding_lut
 from pipeline.slices.png import encode_png
-from pipeline.slices.resize import Placement, fit_to_square
+from pipeline.slices.resize import Placement, pixel_spacing, place_image, place_mask, placement_for
 from pipeline.slices.slicing import display_spacing, display_stack, foreground_per_slice
 from pipeline.dataset.split import unit_hash
 from pipeline.sources.subject import Subject, SubjectRef
@@ -51,7 +51,8 @@ class PreparedSubject:
     dropped: dict[str, int]
     kept_empty: int
     placement: Placement | None
-    spacing: tuple[float, float]
+    spacing: tuple[float, float]  # (row, column) of the source slices
+    pixel_spacing: tuple[float, float] | None = None  # (row, column) of the written squares
 
 
 def keep_empty_slice(seed: int, subject_id: str, slice_index: int, fraction: float) -> bool:
@@ -82,72 +83,137 @@ def context_rows(keep: Sequence[int], count: int, *, context_slices: int) -> lis
     return [tuple(min(max(z + d, 0), count - 1) for d in range(-context_slices, context_slices + 1)) for z in keep]
 
 
-def prepare_subject(
-    subject: Subject, *, size: int, letterbox: bool, intensity: Mapping[str, Any], axis: int, channels: int,
-    min_foreground_pixels: int, keep_empty_fraction: float, seed: int, num_classes: int = 1,
-    rgb_map: Mapping[int, Sequence[int]] | None = None, threads: int = 1, context_slices: int = 0,
-) -> PreparedSubject:
-    """Window/normalise the whole subject once, then slice, filter, resize and encode the kept slices.
+def context_images(subject: Subject, keep: Sequence[int], count: int, *, intensity: Mapping[str, Any], axis: int,
+                   context_slices: int) -> list[np.ndarray]:
+    """Each kept slice upright, with its ``context_slices`` neighbours as channels (2.5D).
 
-    A slice is kept when its source mask has at least ``min_foreground_pixels`` foreground pixels,
-    or, being empty, when its seeded draw falls under ``keep_empty_fraction``; the others are
-    counted under ``dropped["below_min_foreground"]``. ``context_slices=1`` writes slices z-1, z, z+1
-    as the R, G, B channels of each image (2.5D; the border slice repeats at the ends, ``channels``
-    is then ignored); the mask is slice z's. Raises DatasetError for unusable input.
-    Slices are resized and encoded on ``threads`` threads (OpenCV, numpy and isal release the GIL),
-    so one subject uses several cores; the records and their bytes are the same for any count.
+    Without context a kept slice is its ``(H, W)`` grey image; with ``context_slices=1`` it is an
+    ``(H, W, 3)`` BGR image whose R, G, B (as a PNG reader sees them) are slices z-1, z, z+1.
     """
-    if channels not in (1, 3):
-        raise ValueError(f"channels must be 1 or 3, found {channels}")
     if context_slices not in (0, 1):
         raise ValueError(f"context_slices must be 0 (one slice) or 1 (z-1, z, z+1 as an RGB PNG), "
                          f"found {context_slices!r}")
-    _check_subject(subject, num_classes)
+    rows = context_rows(keep, count, context_slices=context_slices)
+    needed = sorted({i for row in rows for i in row})
+    stack = upright_grey(subject, intensity=intensity, axis=axis, indices=needed)
+    at = {index: j for j, index in enumerate(needed)}
+    # OpenCV's channel order is BGR: reversed, so that a PNG reader's R, G, B are z-1, z, z+1
+    return [stack[at[row[0]]] if len(row) == 1 else cv2.merge([stack[at[i]] for i in reversed(row)])
+            for row in rows]
+
+
+def upright_grey(subject: Subject, *, intensity: Mapping[str, Any], axis: int,
+                 indices: Sequence[int] | None = None) -> np.ndarray:
+    """The subject's (or ``indices``') slices as one upright ``(N, H, W)`` uint8 stack.
+
+    The whole subject is windowed/normalised once (per volume, never per slice), then sliced;
+    shared by prepare and by inference on a new scan, so both see the same pixels.
+    """
     try:
         grey = to_uint8(subject.image, spec=intensity)
     except ValueError as err:
         raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, str(err)) from None
-    if (constant := constant_image(subject.image, subject.mask)) is not None:  # would write blank images
-        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, constant)
+    if subject.layout == "stack":
+        return grey if indices is None else grey[list(indices)]
+    # one blocked copy per volume instead of a strided gather per slice
+    return display_stack(grey, axis=axis, indices=None if indices is None else list(indices))
+
+
+def square_placement(subject: Subject, shape: tuple[int, int], *, size: int, letterbox: bool, axis: int,
+                     target_spacing: float | None = None) -> Placement:
+    """Where the subject's upright slices of ``shape`` land on the square (see ``placement_for``)."""
+    if target_spacing is not None and (subject.layout != "volume" or subject.meta.get("spacing_unknown")):
+        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id,
+                           f"target_spacing {target_spacing} mm needs a pixel size, but this source gives "
+                           "none (2D images, or a header without spacing); set prepare.target_spacing to null for it")
+    spacing = display_spacing(subject.spacing, layout=subject.layout, axis=axis)
+    return placement_for(shape, size=size, letterbox=letterbox, spacing=spacing, target_spacing=target_spacing)
+
+
+def square_image(image2d: np.ndarray, placement: Placement, *, channels: int) -> np.ndarray:
+    """One upright uint8 slice on the square, grey or replicated to 3 channels (BGR order, as written);
+    a slice that already has channels (2.5D context) keeps them."""
+    image_sq = place_image(image2d, placement)
+    return cv2.cvtColor(image_sq, cv2.COLOR_GRAY2BGR) if channels == 3 and image_sq.ndim == 2 else image_sq
+
+
+def scan_squares(subject: Subject, *, size: int, letterbox: bool, intensity: Mapping[str, Any], axis: int,
+                 channels: int, target_spacing: float | None = None,
+                 context_slices: int = 0) -> tuple[np.ndarray, np.ndarray, Placement]:
+    """Every slice of an (unlabelled) subject as prepare would write its image.
+
+    The image half of :func:`prepare_subject`, for inference on a new scan: same intensity,
+    upright slicing and placement. Returns the upright ``(N, H, W)`` uint8 slices, the squares
+    ``(N, S, S[, 3])`` and the placement that maps predictions back to the source grid.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, found {channels}")
+    images = upright_grey(subject, intensity=intensity, axis=axis)
+    if not len(images):
+        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, "the scan has no slices")
+    placement = square_placement(subject, images.shape[1:3], size=size, letterbox=letterbox, axis=axis,
+                                 target_spacing=target_spacing)
+    inputs = (images if not context_slices else
+              context_images(subject, range(len(images)), len(images), intensity=intensity, axis=axis,
+                             context_slices=context_slices))
+    return images, np.stack([square_image(image2d, placement, channels=channels) for image2d in inputs]), placement
+
+
+def prepare_subject(
+    subject: Subject, *, size: int, letterbox: bool, intensity: Mapping[str, Any], axis: int, channels: int,
+    min_foreground_pixels: int, keep_empty_fraction: float, seed: int, num_classes: int = 1,
+    rgb_map: Mapping[int, Sequence[int]] | None = None, keep_all: bool = False,
+    target_spacing: float | None = None, threads: int = 1, context_slices: int = 0,
+) -> PreparedSubject:
+    """Window/normalise the whole subject once, then slice, filter, resize and encode the kept slices.
+
+    A slice is kept when its source mask has at least ``min_foreground_pixels`` foreground pixels,
+    or, being empty, when its seeded draw falls under ``keep_empty_fraction`` or ``keep_all`` is
+    set (a test split must see the slices without the target too); the others are counted under
+    ``dropped["below_min_foreground"]``. ``target_spacing`` (mm per pixel) resamples in-plane to
+    that pixel size instead of stretching/letterboxing to the square. ``context_slices=1`` writes
+    slices z-1, z, z+1 as the R, G, B channels of each image (2.5D; the border slice repeats at the
+    ends, ``channels`` is then ignored); the mask is slice z's. Raises DatasetError for
+    unusable input. Slices are resized and encoded on ``threads`` threads (OpenCV, numpy and isal
+    release the GIL), so one subject uses several cores; the records and their bytes are the same
+    for any count.
+    """
+    if channels not in (1, 3):
+        raise ValueError(f"channels must be 1 or 3, found {channels}")
+    _check_subject(subject, num_classes)
     lut = encoding_lut(num_classes=num_classes, rgb_map=rgb_map)
     counts = foreground_per_slice(subject.mask, layout=subject.layout, axis=axis)
     keep, kept_empty = [], 0
     for index, count in enumerate(counts.tolist()):
         if count >= min_foreground_pixels:
             keep.append(index)
-        elif keep_empty_slice(seed, subject.subject_id, index, keep_empty_fraction):
+        elif keep_all or keep_empty_slice(seed, subject.subject_id, index, keep_empty_fraction):
             keep.append(index)
             kept_empty += 1
-    rows = context_rows(keep, len(counts), context_slices=context_slices)
-    needed = sorted({i for row in rows for i in row})
-    if subject.layout == "stack":
-        stack, masks = grey[needed], subject.mask[keep]
-    else:  # one blocked copy per volume instead of a strided gather per slice
-        stack = display_stack(grey, axis=axis, indices=needed)
-        masks = display_stack(subject.mask, axis=axis, indices=keep)
-    del grey
-    at = {index: j for j, index in enumerate(needed)}
+    images = context_images(subject, keep, len(counts), intensity=intensity, axis=axis,
+                            context_slices=context_slices)
+    if (constant := constant_image(subject.image, subject.mask)) is not None:  # would write blank images
+        raise DatasetError(subject.sources[0] if subject.sources else subject.subject_id, constant)
+    masks = subject.mask[keep] if subject.layout == "stack" else display_stack(subject.mask, axis=axis, indices=keep)
+    spacing = display_spacing(subject.spacing, layout=subject.layout, axis=axis)
+    placement = square_placement(subject, images[0].shape[:2] if keep else (0, 0), size=size, letterbox=letterbox, axis=axis,
+                                 target_spacing=target_spacing) if keep else None
 
-    def record(j: int) -> tuple[SliceRecord, Placement]:
-        row, mask2d, index = rows[j], masks[j], keep[j]
-        # OpenCV's channel order is BGR: reversed, so that a PNG reader's R, G, B are z-1, z, z+1
-        image2d = stack[at[row[0]]] if len(row) == 1 else cv2.merge([stack[at[i]] for i in reversed(row)])
-        image_sq, mask_sq, placement = fit_to_square(image2d, mask2d, size=size, letterbox=letterbox)
-        if channels == 3 and image_sq.ndim == 2:
-            image_sq = cv2.cvtColor(image_sq, cv2.COLOR_GRAY2BGR)
+    def record(j: int) -> SliceRecord:
+        image2d, index = images[j], keep[j]
+        mask_sq = place_mask(masks[j], placement)
         encoded = cv2.LUT(mask_sq, lut) if lut.ndim == 1 else lut[mask_sq]
         return SliceRecord(
-            index, encode_png(image_sq), encode_png(encoded), int(counts[index]),
-            (int(image2d.shape[0]), int(image2d.shape[1])), int(counts[index]) < min_foreground_pixels,
-        ), placement
+            index, encode_png(square_image(image2d, placement, channels=channels)), encode_png(encoded),
+            int(counts[index]), (int(image2d.shape[0]), int(image2d.shape[1])),
+            int(counts[index]) < min_foreground_pixels,
+        )
 
     with _threads(threads if len(keep) > 1 else 1) as pool:
-        done = list(pool.map(record, range(len(keep))))  # in slice order whatever finishes first
-    records = [r for r, _ in done]
-    placement = done[-1][1] if done else None
+        records = list(pool.map(record, range(len(keep))))  # in slice order whatever finishes first
     return PreparedSubject(
         subject.subject_id, records, len(counts), {DROP_EMPTY: len(counts) - len(keep)}, kept_empty, placement,
-        display_spacing(subject.spacing, layout=subject.layout, axis=axis),
+        spacing, pixel_spacing(placement, spacing) if placement else None,
     )
 
 
@@ -179,6 +245,7 @@ class Task:
     out: str
     raw: str
     options: dict  # prepare_subject keyword arguments
+    filter_splits: tuple[str, ...] = ("train", "valid")  # the empty-slice filter applies here; others keep all
 
 
 @dataclass
@@ -205,7 +272,7 @@ def run_task(task: Task) -> Outcome:
     ref = task.ref
     try:
         subject = importlib.import_module(task.reader).load(ref, **task.reader_options)
-        prepared = prepare_subject(subject, **task.options)
+        prepared = prepare_subject(subject, **task.options, keep_all=task.split not in task.filter_splits)
     except DatasetError as err:
         return Outcome(ref.subject_id, task.split, error=str(err))
     except Exception as err:  # noqa: BLE001  (a library error no reader wrapped: still one subject's problem)
@@ -224,13 +291,16 @@ def run_task(task: Task) -> Outcome:
             "split": task.split, "subject": subject.subject_id, "image": image,
             "mask": mask, "source": source, "slice_index": rec.slice_index,
             "foreground_pixels": rec.foreground_pixels, "original_shape": "x".join(map(str, rec.original_shape)),
-            "spacing": "x".join(f"{s:g}" for s in prepared.spacing),
+            "spacing": "x".join(f"{s:g}" for s in prepared.spacing), "empty_kept": int(rec.empty_kept),
+            "pixel_spacing": "x".join(f"{s:.6g}" for s in prepared.pixel_spacing or ()),
         })
     geometry = {
         "split": task.split, "layout": subject.layout, "shape": list(subject.image.shape),
         "axis": task.options["axis"] if subject.layout == "volume" else 0,
         "affine": None if subject.affine is None else np.asarray(subject.affine, dtype=float).round(6).tolist(),
         "spacing": [float(s) for s in subject.spacing], "slice_names": list(subject.slice_names or []),
+        # axes whose spacing the source does not give (e.g. a NIfTI pixdim of 1 with no orientation)
+        "spacing_unknown": [int(a) for a in subject.meta.get("spacing_unknown", ())],
         # axis codes of the source label file as stored, so infer writes its volumes the same way
         "mask_orientation": subject.meta.get("mask_orientation") or subject.orientation,
         "placement": prepared.placement.to_dict() if prepared.placement else None, "slices": slices,

@@ -31,6 +31,7 @@ IMAGES, MASKS, SUFFIX = "images", "masks", ".png"
 MANIFEST = "manifest.csv"
 MANIFEST_COLUMNS = (
     "split", "subject", "image", "mask", "source", "slice_index", "foreground_pixels", "original_shape", "spacing",
+    "empty_kept", "pixel_spacing",
 )
 _AUG_SUFFIX = re.compile(r"_aug\d+$")  # augment's copies: <stem>_aug<k>
 DATASET_JSON = "dataset.json"

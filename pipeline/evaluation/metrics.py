@@ -1,4 +1,4 @@
-"""Segmentation metrics on numpy label maps: per image, per subject, and the seeds' batch Dice."""
+"""Segmentation metrics on numpy label maps: per image, per subject volume, and the seeds' batch Dice."""
 
 from __future__ import annotations
 
@@ -20,6 +20,8 @@ __all__ = [
     "seeds_dice",
     "surface_distances",
     "hd95",
+    "mean_surface_distance",
+    "volume_scores",
 ]
 
 
@@ -162,25 +164,77 @@ def surface_distances(
         contour = sitk.GetArrayFromImage(sitk.LabelContour(_to_sitk(p if p.any() else t, spacing))) > 0
         far, none = np.full(int(contour.sum()), diagonal), np.zeros(0)
         return (far, none) if p.any() else (none, far)
+    contours = [sitk.LabelContour(_to_sitk(m, spacing)) for m in (p, t)]  # face-connected, as MedPy's border
     out = []
-    for a, b in ((p, t), (t, p)):
-        contour = sitk.GetArrayFromImage(sitk.LabelContour(_to_sitk(a, spacing))) > 0
+    for a, b in ((0, 1), (1, 0)):
+        # The map of b's contour itself (a shell, all of it on its own boundary): |map| is the exact
+        # distance to the nearest of those pixels. The map of b's mask would measure to ITK's own
+        # fully connected contour instead, a few pixels more on curved surfaces.
         dist = sitk.SignedMaurerDistanceMap(
-            _to_sitk(b, spacing), insideIsPositive=False, squaredDistance=False, useImageSpacing=True
+            contours[b], insideIsPositive=False, squaredDistance=False, useImageSpacing=True
         )
-        # |map| is the distance to b's boundary pixels (0 on them, as LabelContour draws them).
-        out.append(np.abs(sitk.GetArrayFromImage(dist))[contour].astype(np.float64))
+        on_a = sitk.GetArrayFromImage(contours[a]) > 0
+        out.append(np.abs(sitk.GetArrayFromImage(dist))[on_a].astype(np.float64))
     return out[0], out[1]
 
 
-def hd95(distances: Iterable[tuple[np.ndarray, np.ndarray] | None]) -> float:
+def hd95(distances: Iterable[tuple[np.ndarray, np.ndarray] | None], *, percentile: float = 95.0) -> float:
     """Symmetric 95th-percentile Hausdorff distance over pooled surface distances.
 
     ``distances`` are ``surface_distances`` results, e.g. of all slices of one subject; None
     entries (the label absent from both masks there) are skipped. The larger of the two directed
-    95th percentiles is returned (as MedPy and MONAI do); NaN when no surface is left at all.
+    95th percentiles is returned (MedPy's ``hd95`` and MONAI's ``compute_hausdorff_distance`` with
+    ``percentile=95``); NaN when no surface is left at all. ``percentile=100`` is the Hausdorff distance.
     """
     pairs = [d for d in distances if d is not None]
     directed = [np.concatenate([p[i] for p in pairs]) for i in (0, 1)] if pairs else []
-    found = [np.percentile(d, 95) for d in directed if d.size]
+    found = [np.percentile(d, percentile) for d in directed if d.size]
     return float(max(found)) if found else float("nan")
+
+
+def mean_surface_distance(distances: Iterable[tuple[np.ndarray, np.ndarray] | None]) -> float:
+    """Average symmetric surface distance: the mean over the boundary points of both masks.
+
+    MedPy's ``assd`` averages the two directed means instead; this pools the points (as MONAI's
+    ``compute_average_surface_distance(symmetric=True)`` does), so a larger boundary weighs more.
+    NaN when no surface is left at all.
+    """
+    pairs = [d for d in distances if d is not None]
+    pooled = np.concatenate([p[i] for p in pairs for i in (0, 1)]) if pairs else np.zeros(0)
+    return float(pooled.mean()) if pooled.size else float("nan")
+
+
+def volume_scores(pred: np.ndarray, truth: np.ndarray, *, spacing: Sequence[float] | None = None,
+                  num_classes: int = 2) -> dict[str, float]:
+    """3D foreground Dice, HD95 and mean surface distance of one subject on its source grid.
+
+    ``spacing`` is per numpy axis (mm for volumes; None for unit voxels). Axes of length 1 are
+    dropped first, so a single 2D image is scored as an image (its boundary is its outline, not
+    every pixel). With several foreground classes each class gets ``dice_<c>`` and the headline
+    values average the classes present in either volume; a class found in only one of them
+    counts at the volume diagonal in the distances. Dice is 1 and the distances NaN when neither
+    volume has any foreground (``empty_empty`` 1).
+    """
+    _check_pair(pred, truth)
+    keep = [i for i, n in enumerate(truth.shape) if n > 1] or [0]
+    pred, truth = pred.reshape([truth.shape[i] for i in keep]), truth.reshape([truth.shape[i] for i in keep])
+    steps = None if spacing is None else [float(spacing[i]) for i in keep]
+    classes = range(1, max(2, num_classes))
+    per_class = {c: counts(pred, truth, label=c) for c in classes}
+    present = [c for c in classes if not per_class[c].empty_empty]
+    surfaces = {c: surface_distances(pred, truth, label=c, spacing=steps) for c in present}
+    hd = [hd95([surfaces[c]]) for c in present]
+    msd = [mean_surface_distance([surfaces[c]]) for c in present]
+    total = sum(per_class.values(), Counts())
+    out: dict[str, float] = {
+        "dice": float(np.mean([dice_from(per_class[c]) for c in present])) if present else 1.0,
+        "hd95": float(np.mean(hd)) if hd else float("nan"),
+        "msd": float(np.mean(msd)) if msd else float("nan"),
+        "empty_empty": float(not present),
+        "truth_voxels": total.tp + total.fn,
+        "pred_voxels": total.tp + total.fp,
+    }
+    if len(per_class) > 1:
+        for c, k in per_class.items():
+            out[f"dice_{c}"] = dice_from(k)
+    return out

@@ -55,3 +55,12 @@ def predict_array(model, images: np.ndarray, *, batch_size: int = 8) -> Iterator
     """Yield ``(start, probs)`` per batch of ``images`` ``(N, S, S, channels)``; probs ``(B, S, S, C)``."""
     for start in range(0, len(images), batch_size):
         yield start, np.asarray(model.predict_on_batch(images[start:start + batch_size]), np.float32)
+
+
+def export_saved_model(model, path: Path) -> None:
+    """Keras's own serving export: a TensorFlow SavedModel whose ``serve`` endpoint takes the model's
+    input batch (float32 in [0, 1]) and returns its probabilities, for TF Serving, TFLite or tf2onnx.
+
+    ``path`` must not exist yet (the caller removes an earlier export it wrote).
+    """
+    model.export(str(path), format="tf_saved_model", verbose=False)

@@ -11,6 +11,7 @@ Stable interface (evaluate and infer import it):
     load_pairs(split_dir, *, input_size, channels, num_classes=1, stems=None)
         -> (stems, images (N,S,S,channels) float32, masks (N,S,S) uint8 class indices)
     load_images(paths, *, input_size, channels) -> images (N,S,S,channels) float32
+    images_for_model(squares, *, input_size, channels) -> the same from uint8 arrays (a new scan)
 """
 
 from __future__ import annotations
@@ -32,7 +33,11 @@ def _decode_image(path: tf.Tensor, input_size: int | None, channels: int) -> tf.
     Kept in uint8 until after the cache (4x less memory than float32 at the seeds' 512x512x3);
     :func:`_to_unit` scales it for the model, the same way in training, evaluation and inference.
     """
-    image = tf.io.decode_png(tf.io.read_file(path), channels=channels, dtype=tf.uint8)
+    return _to_input_size(tf.io.decode_png(tf.io.read_file(path), channels=channels, dtype=tf.uint8), input_size)
+
+
+def _to_input_size(image: tf.Tensor, input_size: int | None) -> tf.Tensor:
+    """uint8 ``(..., H, W, C)`` to the model's side, bilinear with antialiasing, back to uint8."""
     if input_size:
         image = tf.image.resize(image, (input_size, input_size), method="bilinear", antialias=True)
         image = tf.cast(tf.round(tf.clip_by_value(image, 0.0, 255.0)), tf.uint8)
@@ -146,3 +151,17 @@ def load_images(paths: Sequence[Path], *, input_size: int | None, channels: int)
         lambda i: _to_unit(_decode_image(i, input_size, channels))
     )
     return np.stack(list(ds.as_numpy_iterator()))
+
+
+def images_for_model(squares: np.ndarray, *, input_size: int | None, channels: int) -> np.ndarray:
+    """Prepared-style uint8 squares ``(N, S, S[, C])`` (as prepare writes them, before PNG) for the model.
+
+    The same resize and scaling as :func:`load_images` applies to the decoded PNGs, so a new scan
+    reaches the model exactly as the prepared test images do: ``(N, s, s, channels)`` float32.
+    """
+    squares = np.asarray(squares, dtype=np.uint8)
+    if squares.ndim == 3:
+        squares = squares[..., None]
+    if squares.shape[-1] != channels:  # grey written, RGB model (or back): decode_png converts the same way
+        squares = np.repeat(squares[..., :1], channels, axis=-1) if channels == 3 else squares[..., :1]
+    return _to_unit(_to_input_size(tf.constant(squares), input_size)).numpy()

@@ -55,6 +55,40 @@ def volume_from_geometry(entry: Mapping, predictions: Mapping[str, np.ndarray]) 
     return volume, np.asarray(entry["affine"], dtype=np.float64)
 
 
+def restore_subject(entry: Mapping, squares: Mapping[str, np.ndarray]) -> np.ndarray:
+    """One subject's labels on its source grid from square label maps keyed by PNG name.
+
+    ``entry`` is the subject's ``geometry.json`` record. Volumes come back ``(X, Y, Z)`` RAS+
+    (as the reader gave them), 2D stacks ``(N, H, W)``; slices without a square stay background.
+    """
+    placement = Placement.from_dict(entry["placement"]) if entry.get("placement") else None
+    found = {int(i): squares[name] for i, name in entry.get("slices", {}).items() if name in squares}
+    shape = tuple(int(n) for n in entry["shape"][:3])
+    if entry.get("layout") == "volume":
+        return rebuild_volume(found, shape=shape, axis=int(entry["axis"]), placement=placement)
+    stack = np.zeros(shape, dtype=np.uint8)
+    for index, square in found.items():
+        stack[index] = restore_mask(square, placement) if placement is not None else square
+    return stack
+
+
+def restores_exactly(entry: Mapping) -> bool:
+    """Whether square masks of this subject map back to the source grid without loss.
+
+    Every slice must be there (a slice the empty filter dropped comes back as background), and
+    nearest-neighbour enlargement followed by nearest-neighbour reduction gives back every pixel
+    (checked for all sizes up to 512); a shrunk or cropped slice loses detail.
+    """
+    depth = entry["shape"][int(entry.get("axis", 0))] if entry.get("layout") == "volume" else entry["shape"][0]
+    if len(entry.get("slices", {})) != int(depth):
+        return False
+    if not entry.get("placement"):
+        return True
+    place = Placement.from_dict(entry["placement"])
+    return (all(s >= o for s, o in zip(place.scaled, place.original)) and min(place.offset) >= 0
+            and all(off + s <= place.size for off, s in zip(place.offset, place.scaled)))
+
+
 def save_nifti(path: Path, volume: np.ndarray, affine: np.ndarray, *, orientation: str | None = None) -> None:
     """Write a uint8 label volume as a NIfTI label map, stored in axis order ``orientation``.
 

@@ -20,6 +20,7 @@ from pipeline.formats import archive
 from pipeline.formats.discover import natural_key
 from pipeline.errors import DatasetError
 from pipeline.formats.images2d import decode_grey, decode_label
+from pipeline.sources.scans import image_scans
 from pipeline.sources.subject import Subject, SubjectRef
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -193,3 +194,9 @@ def load(ref: SubjectRef, *, missing_mask: str = Options.missing_mask,
         meta={"slices": len(rows), "missing_masks": len(missing), "label_4_only_slices": label_4_only,
               "spacing_unknown": (0, 1)},
     )
+
+
+def load_images(path: Path, **_: object) -> list[Subject]:
+    """Unlabelled scans for inference: the PNG slices of a case (a folder or zip of ``<case>/<slice>.png``,
+    or one slice), stacked per case folder in slice-name order, no mask."""
+    return image_scans(path, group=lambda member: member.parent.name or member.stem)

@@ -16,6 +16,7 @@ from pipeline.formats import archive
 from pipeline.formats.discover import natural_key
 from pipeline.errors import DatasetError
 from pipeline.formats.images2d import decode_grey, labelme_mask
+from pipeline.sources.scans import image_scans
 from pipeline.sources.subject import Subject, SubjectRef
 
 IMAGE_EXTENSIONS = (".png", ".jpg", ".jpeg")
@@ -114,3 +115,8 @@ def load(ref: SubjectRef, *, faz_labels: Iterable[str] = FAZ_LABELS, max_member_
               "other_shapes": polygon.other_shapes, "split_unit": "image (no patient id is published)",
               "spacing_unknown": (0, 1)},
     )
+
+
+def load_images(path: Path, **_: object) -> list[Subject]:
+    """Unlabelled scans for inference: an OCTA image (PNG/JPEG), or a folder or zip of them, each its own scan."""
+    return image_scans(path)

@@ -9,6 +9,7 @@ from pathlib import Path
 from pipeline.formats.discover import find_dirs, find_nifti, is_hidden, natural_key, nifti_stem
 from pipeline.errors import DatasetError
 from pipeline.formats.nifti import ANY_LABEL, MAX_VOLUME_BYTES, check_same_grid, load_label_volume, load_volume
+from pipeline.sources.scans import nifti_scans
 from pipeline.sources.subject import Subject, SubjectRef
 
 EXPECTED = "Task02_Heart/dataset.json with imagesTr/la_XXX.nii.gz and labelsTr/la_XXX.nii.gz"
@@ -168,3 +169,8 @@ def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, max_volume_bytes: int
         orientation=image.orientation,
         meta={"mask_orientation": label.orientation},
     )
+
+
+def load_images(path: Path, *, max_volume_bytes: int = MAX_VOLUME_BYTES, **_: object) -> list[Subject]:
+    """Unlabelled scans for inference: a NIfTI file (e.g. from imagesTs) or a folder of them, no mask."""
+    return nifti_scans(path, modality="MR", max_bytes=max_volume_bytes)

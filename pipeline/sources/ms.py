@@ -24,6 +24,7 @@ from pipeline.errors import DatasetError
 from pipeline.formats.nifti import (
     ANY_LABEL, MAX_VOLUME_BYTES, Volume, check_same_grid, has_orientation, load_label_volume, load_volume,
 )
+from pipeline.sources.scans import nifti_scans, scan_id
 from pipeline.sources.subject import Subject, SubjectRef
 
 SEQUENCES = ("Flair", "T1", "T2")
@@ -156,3 +157,21 @@ def load(ref: SubjectRef, *, sequence: str | None = None, grid_tolerance: float 
         meta={"sequence": seq, "mask_orientation": mask.orientation,
               "orientation_assumed": int(assumed or mask_assumed), "spacing_unknown": (0, 1, 2) if unknown else ()},
     )
+
+
+def load_images(path: Path, *, max_volume_bytes: int = MAX_VOLUME_BYTES, missing_orientation: str = "PLS",
+                **_: object) -> list[Subject]:
+    """Unlabelled scans for inference: a NIfTI file of the trained sequence (or a folder of them), no mask;
+    read as ``load`` reads images (a header without orientation gets ``missing_orientation``)."""
+    missing = _orientation(missing_orientation)
+    path = Path(path)
+    files = [path] if path.is_file() else find_nifti(path) if path.is_dir() else []
+    if not files:
+        return nifti_scans(path, modality="MR")  # raises its one-line error: nothing to read there
+    scans = []
+    for file in files:
+        image, _, unknown = _read(file, label=False, missing=missing, max_bytes=max_volume_bytes)
+        scans.append(Subject(scan_id(nifti_stem(file) or file.name), image.array, None, image.spacing, (str(file),),
+                             "MR", "volume", affine=image.affine, orientation=image.orientation,
+                             meta={"spacing_unknown": (0, 1, 2) if unknown else ()}))
+    return scans

@@ -22,6 +22,7 @@ from pipeline.errors import DatasetError
 from pipeline.formats.dicom import canonical, dicom_files, is_slice_file, read_series
 from pipeline.formats.discover import SKIPPED_DIRS
 from pipeline.formats.nifti import ANY_LABEL, MAX_VOLUME_BYTES, check_same_grid, load_label_volume
+from pipeline.sources.scans import dicom_scans
 from pipeline.sources.subject import Subject, SubjectRef
 
 PATIENT_RE = re.compile(r"^PANCREAS_(\d{4})$", re.IGNORECASE)
@@ -209,3 +210,8 @@ def notes(raw: Path) -> list[str]:
         return []
     shown = ", ".join(ignored[:20]) + (f", ... {len(ignored) - 20} more" if len(ignored) > 20 else "")
     return [f"{len(ignored)} file(s) in patient folders are not DICOM slices and were ignored: {shown}"]
+
+
+def load_images(path: Path, *, max_volume_bytes: int = MAX_VOLUME_BYTES, **_: object) -> list[Subject]:
+    """Unlabelled scans for inference: a DICOM CT series folder (or a tree of them) in HU, no label."""
+    return dicom_scans(path, modality="CT", max_bytes=max_volume_bytes)

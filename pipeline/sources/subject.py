@@ -43,12 +43,13 @@ class Subject:
         ``spacing`` is ``(row, col)`` pixel spacing (1.0 when unknown) and ``affine`` is None.
       * ``image`` is float32 in physical units: HU for ``modality == "CT"``, arbitrary units for
         ``"MR"``, 0..255 grey for already-8-bit sources (``"8bit"``).
-      * ``mask`` is uint8 class indices ``0..C-1`` (0 background), same shape as ``image``.
+      * ``mask`` is uint8 class indices ``0..C-1`` (0 background), same shape as ``image``; None
+        for an unlabelled scan read by a reader's ``load_images`` (inference on new data).
     """
 
     subject_id: str
     image: np.ndarray
-    mask: np.ndarray
+    mask: np.ndarray | None
     spacing: tuple[float, ...]
     sources: tuple[str, ...]
     modality: Literal["CT", "MR", "8bit"]
