@@ -52,9 +52,10 @@ class Placement:
         return self.strategy.scope() if self.strategy is not None else contextlib.nullcontext()
 
     def describe(self, per_replica: int) -> str:
+        visible = os.environ.get("CUDA_VISIBLE_DEVICES")  # set per queue worker: one GPU each
         return (f"{self.backend} on {', '.join(self.devices)} ({self.how}, {self.replicas} replica"
-                f"{'s' if self.replicas > 1 else ''}, global batch {self.global_batch(per_replica)}), "
-                f"precision {self.precision}")
+                f"{'s' if self.replicas > 1 else ''}, global batch {self.global_batch(per_replica)}"
+                f"{'' if visible is None else f', CUDA_VISIBLE_DEVICES={visible}'}), precision {self.precision}")
 
 
 def choose_precision(setting: Any, *, capabilities: Sequence[tuple[int, int]]) -> tuple[str, str]:
