@@ -78,7 +78,7 @@ def _tiny_set(tmp_path: Path, **train) -> tuple[Path, Path]:
     write_info(data, DatasetInfo(num_classes=1, channels=1, mask_encoding="binary_0_255",
                                  image_size=48, slice_axis=2))
     params = tmp_path / "params.yaml"
-    params.write_text(yaml.safe_dump({"seed": 42, "datasets": {"demo": {
+    params.write_text(yaml.safe_dump({"seed": 42, "datasets": {"demo": {"raw": "unused",
         "train": {**TINY, "epochs": 1, **train}, "evaluate": {"threshold": 0.5, "overlays": 1}}}}))
     return data, params
 

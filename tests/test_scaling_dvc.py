@@ -26,7 +26,8 @@ def _tiny(params: dict) -> None:
     params["n_jobs"] = 1
     lasc = params["datasets"]["lasc"]
     lasc["synth"]["subjects"] = 5
-    lasc["train"].update(epochs=1, input_size=32, num_layers=3, base_filters=4, batch_size=4, snapshot_images=1)
+    lasc["train"].update(epochs=1, input_size=32, num_layers=3, base_filters=4, batch_size=4, snapshot_images=1,
+                         learning_rate=0.002)
 
 
 @pytest.fixture(scope="module")
