@@ -50,19 +50,24 @@ def baseline(tmp_path_factory) -> Path:
 def _queue_status(repo: Path) -> tuple[dict[str, str], int]:
     """{experiment name: status} and the number of workers up (active + idle)."""
     text = dvc(repo, "queue", "status").stdout
+    print(text.strip().splitlines()[-1], flush=True)  # progress, shown when a test fails
     rows = dict(re.findall(r"^\w+\s+(\S+)\s+.*\s(Queued|Running|Success|Failed)\s*$", text, re.M))
     workers = re.search(r"Worker status: (\d+) active, (\d+) idle", text)
     return rows, int(workers[1]) + int(workers[2]) if workers else 0
 
 
 def _start_worker(repo: Path, number: int, gpu: str) -> None:
-    """Worker ``number`` with one GPU; waits until it is up so the next start adds a new one."""
+    """Worker ``number`` with one GPU; waits until it is up so that the next start adds a new one
+    (`dvc queue start -j N` starts the workers 1..N it does not see running)."""
     env = {**os.environ, "CUDA_VISIBLE_DEVICES": gpu, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
            "PYTHONPATH": str(repo), "DVC_NO_ANALYTICS": "1", "TF_CPP_MIN_LOG_LEVEL": "2"}
     subprocess.run([sys.executable, "-m", "dvc", "queue", "start", "-j", str(number)], cwd=repo, env=env,
                    check=True, capture_output=True)
     deadline = time.monotonic() + 120
-    while _queue_status(repo)[1] < number and time.monotonic() < deadline:
+    while time.monotonic() < deadline:
+        states, workers = _queue_status(repo)
+        if workers >= number or "Queued" not in states.values():  # up, or nothing left for it to take
+            return
         time.sleep(1)
 
 
