@@ -122,11 +122,11 @@ def test_push_clone_pull_is_up_to_date(baseline, tmp_path):
     dvc(baseline, "push")
     clone = tmp_path / "clone"
     run(["git", "clone", "-q", str(baseline), str(clone)], tmp_path)
-    dvc(clone, "pull", "train@lasc")  # the stage and everything upstream (only lasc was run here)
+    dvc(clone, "pull", "--with-deps", "train@lasc")  # the stage and everything upstream (only lasc ran)
     assert (clone / "artifacts/lasc/model.keras").is_file()
     assert sorted(p.name for p in (clone / "data/prepared/lasc/valid/images").iterdir()) == \
         sorted(p.name for p in (baseline / "data/prepared/lasc/valid/images").iterdir())
-    assert "Data and pipelines are up to date." in dvc(clone, "status", "train@lasc").stdout
+    assert "Data and pipelines are up to date." in dvc(clone, "status", "--with-deps", "train@lasc").stdout
     repro = dvc(clone, "repro", "train@lasc").stdout
     assert "Running stage" not in repro and "didn't change, skipping" in repro
 
