@@ -145,7 +145,7 @@ def test_identical_valid_and_test_copies_take_disk_space_once(baseline):
     if _reflinks(baseline):
         pytest.skip("this filesystem reflinks: copies share blocks, not inodes")
     # A stage's output whose content the cache already holds stays a copy until checkout links it.
-    dvc(baseline, "checkout", "--relink")
+    dvc(baseline, "checkout", "--relink", "--with-deps", "train@lasc")  # only lasc ran here
     files = [p for folder in ("data/prepared/lasc", "data/augmented/lasc", ".dvc/cache/files")
              for p in (baseline / folder).rglob("*") if p.is_file() and not p.name.endswith(".dir")]
     by_content: dict[str, set[tuple[int, int]]] = {}
