@@ -1,10 +1,16 @@
 # make demo: set up .venv and run the whole pipeline on the embedded synthetic sources.
 # make test: set up .venv and run the test suite (the CI command).
 # make test-fast: the unmarked tests only (no real dvc repro, no TensorFlow training), for the edit loop.
+# make setup GPU=1: the CUDA build of the same TensorFlow instead of the CPU build (Linux x86_64,
+#   NVIDIA driver); GPU=0 goes back to the CPU build; unset keeps the build the venv has (CPU when new).
 PYTHON ?= python3.11
 VENV   := .venv
 BIN    := $(VENV)/bin
-STAMP  := $(VENV)/.installed
+BUILD  := $(if $(filter 1 yes true,$(GPU)),gpu,$(if $(filter 0 no false,$(GPU)),cpu,$(if $(wildcard $(VENV)/.installed-gpu),gpu,cpu)))
+OTHER  := $(if $(filter gpu,$(BUILD)),cpu,gpu)
+# The distribution the other build brings: both provide the module `tensorflow`, so it goes first.
+OTHER_TF := $(if $(filter gpu,$(BUILD)),tensorflow-cpu,tensorflow)
+STAMP  := $(VENV)/.installed-$(BUILD)
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 export TF_CPP_MIN_LOG_LEVEL := 2
 
@@ -15,7 +21,10 @@ setup: $(STAMP)
 $(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -c constraints.txt -e '.[test]'
+	$(BIN)/pip uninstall --quiet --yes $(OTHER_TF)
+	$(BIN)/pip install --quiet -c constraints.txt -e '.[$(BUILD),test]'
+	rm -f $(VENV)/.installed $(VENV)/.installed-$(OTHER)
+	$(BIN)/python -m scripts.tf_build
 	touch $(STAMP)
 
 demo: $(STAMP)

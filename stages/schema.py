@@ -169,7 +169,14 @@ class Train(Section):
     clipvalue: float | None = Field(None, gt=0, description="Clip each gradient value to +-clipvalue; null: off.")
     loss: Literal[LOSSES] = Field("bce_dice_loss", description="Loss (models/losses.py); bce_* need the sigmoid "  # type: ignore[valid-type]
                                                                "head, categorical ones softmax.")
-    mixed_precision: bool = Field(False, description="float16 compute (faster on a GPU only).")
+    mixed_precision: bool | Literal["auto", "float16", "bfloat16"] = Field(
+        False, description="Mixed precision: `false` (float32), `auto`/`true` (mixed_float16 on GPUs of compute "
+                           "capability >= 7.0), `float16`, or `bfloat16` (GPUs >= 8.0); off with a note on a CPU "
+                           "or a GPU without support (models/devices.py).")
+    jit_compile: bool | Literal["auto"] = Field(
+        "auto", description="XLA compilation of the train step: `true`, `false`, or `auto` (Keras decides: on for "
+                            "GPUs and the JAX backend, off on a CPU and under TensorFlow's MirroredStrategy, "
+                            "where `true` is turned off with a note).")
     reduce_lr: ReduceLR = Field(default_factory=ReduceLR, description="ReduceLROnPlateau on val_loss.")
     early_stopping_patience: int = Field(6, ge=0, description="Epochs without val_loss improvement before stopping.")
     snapshot_images: int = Field(3, ge=0, description="Validation images drawn after every epoch (dvclive).")

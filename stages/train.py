@@ -31,10 +31,10 @@ def main(argv: list[str] | None = None) -> None:
     # TensorFlow, keras and dvclive: only once the flags and the set are read, so mistakes show fast
     import_tensorflow()
     import keras
-    import tensorflow as tf
     from dvclive import Live
     from dvclive.keras import DVCLiveCallback
 
+    from models.devices import place
     from models.losses import get_loss
     from models.metrics import default_metrics
     from models.training import EpochSnapshots, make_optimizer
@@ -43,17 +43,15 @@ def main(argv: list[str] | None = None) -> None:
     from pipeline.learning.tfdata import load_pairs, make_dataset
     from pipeline.reports.palette import MASK_PANEL_COLOURS
 
+    # before anything touches a GPU: memory growth, precision, devices
+    placement = place(mixed_precision=p.get("mixed_precision", False), jit_compile=p.get("jit_compile", "auto"))
+    for note in placement.notes:
+        print(f"train@{args.dataset}: {note}")
     keras.utils.set_random_seed(p["seed"])
-    gpus = tf.config.list_physical_devices("GPU")
-    if p.get("mixed_precision"):
-        if not gpus:
-            print(f"train@{args.dataset}: mixed_precision on a machine without a GPU is slower, not faster")
-        keras.mixed_precision.set_global_policy("mixed_float16")
-    strategy = tf.distribute.MirroredStrategy() if len(gpus) > 1 else tf.distribute.get_strategy()
 
     channels = input_channels(requested=p["channels"], prepared=info.channels)
     shape = dict(input_size=p["input_size"], channels=channels, num_classes=info.num_classes)
-    batch = p["batch_size"] * strategy.num_replicas_in_sync
+    batch = placement.global_batch(p["batch_size"])
     head = p.get("head", "sigmoid")
     train = make_dataset(args.data / "train", **shape, head=head, batch_size=batch, shuffle=True, seed=p["seed"])
     valid = make_dataset(args.data / "valid", **shape, head=head, batch_size=batch)
@@ -61,14 +59,16 @@ def main(argv: list[str] | None = None) -> None:
     picks = np.linspace(0, len(valid_stems) - 1, min(p["snapshot_images"], len(valid_stems))).astype(int)
     stems, images, masks = load_pairs(args.data / "valid", **shape, stems=[valid_stems[i] for i in picks])
 
-    with strategy.scope():
+    with placement.scope():
         model = build_unet(p["input_size"], channels, outputs, *(p[k] for k in ARCH))
         model.compile(
             optimizer=make_optimizer(p["optimizer"], learning_rate=p["learning_rate"],
                                      clipvalue=p.get("clipvalue")),
             loss=get_loss(p["loss"], outputs=outputs),
             metrics=default_metrics(),
+            jit_compile=placement.jit_compile,
         )
+    print(f"train@{args.dataset}: {placement.describe(p['batch_size'])}, XLA {'on' if model.jit_compile else 'off'}")
 
     with guarded_dir(args.out, inputs=[args.data]):  # refuses an --out in --data; one run at a time
         (args.out / "model.keras").unlink(missing_ok=True)  # a model of an earlier run must not pass for this one's

@@ -36,10 +36,8 @@ def edit_params(repo: Path, edit) -> None:
     path.write_text(yaml.safe_dump(params, sort_keys=False))
 
 
-@pytest.fixture
-def dvc_repo(tmp_path: Path) -> Path:
-    """A fresh git repository holding a copy of the project code and a DVC initialised in it."""
-    repo = tmp_path / "repo"
+def make_dvc_repo(repo: Path) -> Path:
+    """A fresh git repository at ``repo`` holding a copy of the project code and a DVC initialised in it."""
     repo.mkdir()
     for name in PROJECT_FILES:
         src = ROOT / name
@@ -56,6 +54,12 @@ def dvc_repo(tmp_path: Path) -> Path:
     run(["git", "add", "-A"], repo)
     run(["git", "commit", "-q", "-m", "init"], repo)
     return repo
+
+
+@pytest.fixture
+def dvc_repo(tmp_path: Path) -> Path:
+    """A fresh git repository holding a copy of the project code and a DVC initialised in it."""
+    return make_dvc_repo(tmp_path / "repo")
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> subprocess.CompletedProcess:

@@ -24,7 +24,8 @@ BEFORE = yaml.safe_load((ROOT / "tests" / "params_before_defaults.yaml").read_te
 # Settings the old file did not spell out, with the value the code used when they were absent.
 NEW_KEYS = {("prepare", "num_classes"): 1, ("prepare", "rgb_map"): None, ("train", "head"): "sigmoid",
             ("prepare", "context_slices"): 0,
-            ("prepare", "empty_filter_splits"): ["train", "valid"], ("prepare", "target_spacing"): None}
+            ("prepare", "empty_filter_splits"): ["train", "valid"], ("prepare", "target_spacing"): None,
+            ("train", "jit_compile"): "auto"}
 NEW_SPLIT_KEYS = {"folds": 5, "fold": None, "file": None, "new_subjects": "assign"}  # folds only add splits.json
 # values changed on purpose since: the pancreas stand-in has a patient without label and a short label, as
 # real mirrors do (issue 11), and the demo skips them
