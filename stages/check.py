@@ -12,10 +12,10 @@ from pipeline.errors import DatasetError
 from pipeline.workers import ordered_results
 from pipeline.dataset.integrity import error_record, format_report, summarise, summarise_subject
 from pipeline.dataset.prepared import check_set
-from pipeline.sources import get_reader
+from pipeline.sources import get_reader, reader_for
 from pipeline.sources.subject import SubjectRef
 from pipeline.writers import write_report
-from stages.common import EXIT_DATA, base_parser, dataset_params, resolve_jobs, stage_edge
+from stages.common import EXIT_DATA, base_parser, dataset_params, reader_name, resolve_jobs, stage_edge
 
 
 def expected_labels(num_classes: int) -> list[int]:
@@ -23,12 +23,12 @@ def expected_labels(num_classes: int) -> list[int]:
     return list(range(max(1, num_classes) + 1))
 
 
-def check_one(key: str, ref: SubjectRef, *, options: dict, labels: list[int]) -> tuple[dict | None, dict | None]:
+def check_one(reader: str, ref: SubjectRef, *, options: dict, labels: list[int]) -> tuple[dict | None, dict | None]:
     if ref.problem:  # found while listing (e.g. a label without its series): reported like a failed load
         path, _, problem = ref.problem.partition(": ")
         return None, error_record(DatasetError(path, problem), subject=ref.subject_id)
     try:
-        subject = get_reader(key).load(ref, **options)
+        subject = get_reader(reader).load(ref, **options)
     except DatasetError as error:
         return None, error_record(error, subject=ref.subject_id)
     return summarise_subject(subject, expected_labels=labels), None
@@ -55,18 +55,19 @@ def main(argv: list[str] | None = None) -> None:
             raise SystemExit(EXIT_DATA)
         return
 
-    params = dataset_params(args.dataset, args.params, reader_options=get_reader(args.dataset).Options)
+    name = reader_name(args.dataset, args.params)
+    params = dataset_params(args.dataset, args.params, reader_options=reader_for(args.dataset, name).Options)
     options = dict(params.get("prepare", {}).get("reader") or {})
     labels = expected_labels(int(params.get("prepare", {}).get("num_classes", 1)))
     records: list[dict] = []
     errors: list[dict] = []
     try:
-        refs = get_reader(args.dataset).discover(args.raw, **options)
+        refs = get_reader(name).discover(args.raw, **options)
     except DatasetError as error:
         refs = []
         errors.append(error_record(error, stage="discover"))
     jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
-    check = functools.partial(check_one, args.dataset, options=options, labels=labels)
+    check = functools.partial(check_one, name, options=options, labels=labels)
     with ordered_results(check, refs, jobs=jobs, preload=["stages.check"]) as results:
         for record, error in tqdm(results, total=len(refs), desc=f"check@{args.dataset}", leave=False):
             if record is not None:

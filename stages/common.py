@@ -38,6 +38,15 @@ def raw_folder(dataset: str, params: dict[str, Any]) -> Path:
     return Path(str(raw)).expanduser()
 
 
+def reader_name(dataset: str, params_file: Path = PARAMS_FILE) -> str:
+    """The reader a dataset block names (``reader: nnunet``), else its own key; read before the full check
+    because the check of ``prepare.reader`` needs that reader's Options."""
+    from stages.schema import Settings
+
+    block = Settings(params_file).datasets.get(dataset)
+    return str(block.get("reader") or dataset) if isinstance(block, dict) else dataset
+
+
 def resolve_jobs(n_jobs: int | None) -> int:
     """0 or None means all cores this process may use."""
     if not n_jobs:

@@ -39,15 +39,18 @@ def _rows(model: type[BaseModel], prefix: str) -> list[tuple[str, str, str, str]
     return rows
 
 
-def checks(key: str) -> dict[str, Any]:
-    """Every check a stage may ask for: the dataset's reader options and the augment transforms."""
+def checks(key: str, reader: str | None = None) -> dict[str, Any]:
+    """Every check a stage may ask for: the reader's options (``reader:`` of the block, else the key's
+    source) and the augment transforms."""
     from pipeline.dataset.augment import spec_problems
-    from pipeline.sources import READERS, get_reader
+    from pipeline.sources import GENERIC, READERS, get_reader
 
-    if key not in READERS:
+    name = reader or key
+    if name not in READERS and name not in GENERIC:
         raise UsageError(f"datasets.{key}: no reader for this dataset; known: {', '.join(READERS)} "
-                         f"(a new source needs pipeline/sources/{key}.py and its entry in READERS)")
-    return {"reader_options": get_reader(key).Options, "spec_problems": spec_problems}
+                         f"(a new source needs pipeline/sources/{key}.py and its entry in READERS, or a "
+                         f"`reader:` of {', '.join(GENERIC)} for a dataset in MSD or nnU-Net v2 layout)")
+    return {"reader_options": get_reader(name).Options, "spec_problems": spec_problems}
 
 
 def markdown() -> str:
@@ -82,6 +85,13 @@ def markdown() -> str:
     for key in READERS:
         lines += [f"| {key} | `{f.name}` | {f.type} | `{f.default!r}` |"
                   for f in dataclasses.fields(get_reader(key).Options)]
+    lines += ["", "## prepare.reader, generic readers (`reader: msd` or `reader: nnunet` in a dataset block)", "",
+              "| reader | option | type | default |", "|---|---|---|---|"]
+    from pipeline.sources import GENERIC
+
+    for name in GENERIC:
+        lines += [f"| {name} | `{f.name}` | {str(f.type).replace('|', '&#124;')} | `{f.default!r}` |"
+                  for f in dataclasses.fields(get_reader(name).Options)]
     lines.append("")
     return "\n".join(lines)
 
@@ -107,7 +117,8 @@ def main(argv: list[str] | None = None) -> None:
     problems = settings.top_level_problems()
     for key in keys:
         try:
-            extra = checks(key)
+            block = settings.datasets.get(key)
+            extra = checks(key, block.get("reader") if isinstance(block, dict) else None)
         except UsageError as err:
             problems.append(f"{args.params}: {err}")
             continue
@@ -116,7 +127,9 @@ def main(argv: list[str] | None = None) -> None:
         print("\n".join(problems), file=sys.stderr)
         raise SystemExit(2)
     if args.show:
-        shown: dict[str, Any] = settings.dataset(args.dataset, **checks(args.dataset))
+        block = settings.datasets.get(args.dataset)
+        reader = block.get("reader") if isinstance(block, dict) else None
+        shown: dict[str, Any] = settings.dataset(args.dataset, **checks(args.dataset, reader))
         print(yaml.safe_dump(shown, sort_keys=False, default_flow_style=None, width=100), end="")
         return
     print(f"{args.params}: ok ({len(keys)} dataset(s): {', '.join(keys)})")

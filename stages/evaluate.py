@@ -16,7 +16,7 @@ from tqdm import tqdm
 
 from pipeline.dataset.prepared import list_pairs, read_info, subjects_by_stem
 from pipeline.errors import DatasetError
-from pipeline.reports.overlay import error_overlay, save_rgb
+from pipeline.reports.overlay import error_legend, error_overlay, save_rgb, with_legend
 from pipeline.writers import atomic_dir
 from pipeline.learning.heads import model_outputs
 from stages.common import base_parser, dataset_params, import_tensorflow, stage_edge
@@ -82,7 +82,8 @@ def main(argv: list[str] | None = None) -> None:
     with atomic_dir(args.reports, inputs=[args.data, args.model]) as reports:
         (reports / "overlays").mkdir()
         for stem, (image_path, truth, pred) in sorted(scores.kept.items()):
-            save_rgb(reports / "overlays" / f"{stem}.png", error_overlay(read_image(image_path), pred, truth))
+            save_rgb(reports / "overlays" / f"{stem}.png",
+                     with_legend(error_overlay(read_image(image_path), pred, truth), error_legend()))
 
     s, d = scores.summary, scores.details
     unit = d["distance_unit"]

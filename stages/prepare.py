@@ -2,16 +2,17 @@
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 
 from tqdm import tqdm
 
 from pipeline.errors import DatasetError, UsageError
-from pipeline.slices.intensity import check_spec
-from pipeline.sources import get_reader
-from pipeline.dataset.split import SPLITS, PinnedMismatch, plan_splits, read_splits, write_splits
+from pipeline.slices.intensity import check_spec, resolve_spec
+from pipeline.sources import reader_for
+from pipeline.dataset.split import SPLITS, PinnedMismatch, plan_splits, read_splits, split_warnings, write_splits
 from pipeline.writers import atomic_dir
-from stages.common import base_parser, dataset_params, raw_folder, resolve_jobs, stage_edge
+from stages.common import base_parser, dataset_params, raw_folder, reader_name, resolve_jobs, stage_edge
 
 OPTIONS = ("letterbox", "intensity", "axis", "channels", "min_foreground_pixels", "keep_empty_fraction",
            "num_classes", "rgb_map", "context_slices", "target_spacing")
@@ -36,7 +37,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--on-error", choices=("fail", "skip"), help="overrides prepare.on_error")
     args = parser.parse_args(argv)
     key = args.dataset
-    params = dataset_params(key, args.params, reader_options=get_reader(key).Options)
+    reader = reader_for(key, reader_name(key, args.params))
+    params = dataset_params(key, args.params, reader_options=reader.Options)
     args.raw = args.raw if args.raw is not None else raw_folder(key, params)
     prep = dict(params["prepare"])
     on_error = args.on_error or prep.get("on_error", "fail")
@@ -48,14 +50,23 @@ def main(argv: list[str] | None = None) -> None:
     options.update(size=int(params.get("image_size", 512)), seed=int(prep.get("seed", params.get("seed", 0))))
     jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
     where = f"{args.params}: datasets.{key}.prepare"
+    reader_options = prep.get("reader") or {}
+    # generic readers (msd, nnunet) know the modality and the classes from the dataset's own json
+    modality = reader.modality(args.raw, **reader_options) if hasattr(reader, "modality") else None
+    if hasattr(reader, "num_classes"):
+        found = reader.num_classes(args.raw, **reader_options)
+        if found != int(options.get("num_classes", 1)):
+            raise UsageError(f"{where}.num_classes: {options.get('num_classes', 1)}, but {args.raw}/dataset.json "
+                             f"with prepare.reader.labels gives {found} foreground class(es); set num_classes: "
+                             f"{found}{' and train.head: softmax' if found > 1 else ''}, or map labels to classes")
     try:
-        check_spec(options.setdefault("intensity", {"mode": "none"}))
+        options["intensity"] = resolve_spec(options.get("intensity"), modality=modality)
+        check_spec(options["intensity"])
     except ValueError as err:
         raise UsageError(f"{where}.intensity: {err}") from None
-    reader = get_reader(key)
-    refs = sorted(reader.discover(args.raw, **prep.get("reader", {})), key=lambda r: r.subject_id)
+    refs = sorted(reader.discover(args.raw, **reader_options), key=lambda r: r.subject_id)
     # matplotlib and the readers' libraries: only once the flags are read, so --help stays fast
-    from pipeline.dataset.prepare import Outcome, Task, outcomes_in_order, save_pictures, summarize, write_json
+    from pipeline.dataset.prepare import Outcome, Task, outcomes_in_order, save_card, save_pictures, summarize, write_json
     from pipeline.dataset.prepared import DatasetInfo, mask_encoding, write_info, write_manifest
 
     # per-subject problems found while listing (e.g. a label without its series): out before splitting
@@ -64,7 +75,7 @@ def main(argv: list[str] | None = None) -> None:
         path, _, problem = unreadable[0].error.partition(": ")
         raise DatasetError(path, problem)
     refs = [r for r in refs if not r.problem]
-    pins = reader.pinned_splits(refs, **prep.get("reader", {})) if hasattr(reader, "pinned_splits") else {}
+    pins = reader.pinned_splits(refs, **reader_options) if hasattr(reader, "pinned_splits") else {}
     pinned = read_pinned(Path(split_file), args.out) if split_file else None
     try:
         plan = plan_splits([r.subject_id for r in refs], split, seed=split_seed, folds=folds, pins=pins,
@@ -74,6 +85,8 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         raise UsageError(f"{where}.split: {err}") from None
     assignment = plan.subjects
+    for line in split_warnings(assignment, SPLITS):
+        print(f"prepare@{key}: warning: {line}", file=sys.stderr)
     if len(assignment) != len(refs):
         raise DatasetError(args.raw, "two subjects share one id; expected unique subject ids")
 
@@ -84,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             (tmp / name / "images").mkdir(parents=True)
             (tmp / name / "masks").mkdir(parents=True)
         filter_splits = tuple(prep.get("empty_filter_splits", ("train", "valid")))
-        tasks = [Task(reader.__name__, r, prep.get("reader", {}), assignment[r.subject_id], str(tmp),
+        tasks = [Task(reader.__name__, r, reader_options, assignment[r.subject_id], str(tmp),
                       str(args.raw), options, filter_splits) for r in refs]
         outcomes = list(unreadable)
         with outcomes_in_order(tasks, jobs=workers) as results:
@@ -110,6 +123,11 @@ def main(argv: list[str] | None = None) -> None:
         if args.reports:
             with atomic_dir(args.reports, inputs=[args.raw, args.out]) as reports:
                 save_pictures(reports, tmp, rows, stats, title=f"prepare@{key}")
+                facts = [f"{len(outcomes)} subjects", f"{classes} foreground class(es)",
+                         f"{options.get('channels', 1)} channel(s)", f"modality {modality or 'as the source'}",
+                         f"intensity {options['intensity']}"]
+                save_card(reports / "card.png", tmp, rows, stats, title=f"prepare@{key} dataset card", facts=facts,
+                          spacings=[o.geometry["spacing"] for o in outcomes if o.geometry], num_classes=classes)
     skipped = f", skipped {len(stats['skipped_subjects'])} subjects" if stats["skipped_subjects"] else ""
     print(f"prepare@{key}: {len(rows)} pairs {stats['pairs']}, dropped {stats['dropped']}{skipped} -> {args.out}")
 

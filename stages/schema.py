@@ -48,9 +48,11 @@ class Synth(Section):
 
 # --- prepare ----------------------------------------------------------------------------------------
 class Intensity(Section):
-    mode: Literal["none", "window", "percentile"] = Field(
+    mode: Literal["none", "window", "percentile", "auto"] = Field(
         "none", description="`none`: 8-bit grey passes through; `window`: CT window in HU (`center`, `width`); "
-                            "`percentile`: per-volume MRI percentiles (`low`, `high`).")
+                            "`percentile`: per-volume MRI percentiles (`low`, `high`); `auto` (readers msd, "
+                            "nnunet): the modality's default from the dataset's json, CT window 40/400, else "
+                            "percentiles 0.5/99.5.")
     center: float | None = Field(None, description="CT window centre in HU (mode `window`).")
     width: float | None = Field(None, gt=0, description="CT window width in HU, > 0 (mode `window`).")
     low: float | None = Field(None, ge=0, le=100, description="Lower percentile, 0..100 (mode `percentile`).")
@@ -203,6 +205,9 @@ class DatasetSettings(Section):
     """One dataset's merged settings, as stages read them."""
 
     raw: str = Field(description="Folder holding the source as published; point it at the real data.")
+    reader: str | None = Field(None, description="Reader of `raw`: `msd` (a Decathlon task) or `nnunet` (an "
+                                                 "nnU-Net v2 raw folder) make a new dataset a params block; null "
+                                                 "reads the source named by the dataset key.")
     seed: int = Field(42, description="Base seed; sections carry their own seeds where they draw random numbers.")
     image_size: int = Field(512, gt=0, description="Side of the prepared PNGs.")
     n_jobs: int = Field(0, ge=0, description="Worker processes of prepare/augment; 0 = all cores (outputs do not "

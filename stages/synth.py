@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from pipeline.synth import get_synthesizer
+from pipeline.synth import SYNTHESIZERS, get_synthesizer
 from pipeline.writers import atomic_dir
 from stages.common import base_parser, dataset_params, stage_edge
 
@@ -22,6 +22,12 @@ def main(argv: list[str] | None = None) -> None:
         options["subjects"] = args.subjects
     if args.seed is not None:
         options["seed"] = args.seed
+    if args.dataset not in SYNTHESIZERS:  # a params-only dataset (reader: msd/nnunet) reads a real folder
+        with atomic_dir(args.out) as tmp:
+            (tmp / "NO_STAND_IN.txt").write_text(
+                f"datasets.{args.dataset} has no synthetic stand-in: its raw folder holds the real data.\n")
+        print(f"synth@{args.dataset}: no stand-in for this dataset (raw points at real data); nothing to do")
+        return
     with atomic_dir(args.out) as tmp:
         get_synthesizer(args.dataset).generate(tmp, **options)
     print(f"synth@{args.dataset}: wrote {args.out}")

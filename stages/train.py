@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import json
 import shutil
+import sys
 from pathlib import Path
+from typing import TextIO
 
 import numpy as np
 
@@ -15,6 +17,13 @@ from pipeline.writers import guarded_dir
 from stages.common import base_parser, dataset_params, import_tensorflow, stage_edge
 
 ARCH = ("base_filters", "base_kernels", "num_layers", "dilation", "dropout_rate", "batch_norm")
+
+
+def fit_verbosity(stream: TextIO | None = None) -> int:
+    """Keras' progress bar (steps within the epoch and an ETA) in a terminal; one line per epoch
+    otherwise, so DVC's logs and CI output do not fill with carriage-return redraws."""
+    stream = sys.stdout if stream is None else stream
+    return 1 if getattr(stream, "isatty", lambda: False)() else 2
 
 
 @stage_edge("train")
@@ -88,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
             DVCLiveCallback(live=live),  # last: it advances the dvclive step
         ]
         history = model.fit(train, validation_data=valid, epochs=p["epochs"], callbacks=callbacks,
-                            shuffle=False, verbose=2).history
+                            shuffle=False, verbose=fit_verbosity()).history
 
     if not (args.out / "model.keras").is_file():
         raise UsageError(f"{args.params}: datasets.{args.dataset}.train.learning_rate: no epoch reached a finite "

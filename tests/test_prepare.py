@@ -145,7 +145,7 @@ def test_stage_outputs_are_byte_identical_across_runs_and_workers(lasc_raw, tmp_
     run_stage(lasc_raw, tmp_path / "a2", params, "--n-jobs", "1")
     a = tree(tmp_path / "a")
     assert a == tree(tmp_path / "b") == tree(tmp_path / "a2")
-    assert tree(tmp_path / "ra") == tree(tmp_path / "rb") and set(tree(tmp_path / "ra")) == {"samples.png", "split_counts.png", ".medseg-dvc-output"}
+    assert tree(tmp_path / "ra") == tree(tmp_path / "rb") and set(tree(tmp_path / "ra")) == {"samples.png", "split_counts.png", ".medseg-dvc-output", "card.png"}
 
     rows = list(csv.DictReader(open(tmp_path / "a" / "manifest.csv")))
     stats = json.loads(a["stats.json"])

@@ -83,7 +83,7 @@ def summarise_subject(subject: Subject, *, expected_labels: Iterable[int] | None
         )
     percentiles = _percentiles(image)
 
-    if image.shape != mask.shape:
+    if image.shape[:mask.ndim] != mask.shape:  # multi-channel images carry channels last
         problems.append(
             f"{source}: image shape {tuple(image.shape)} differs from mask shape "
             f"{tuple(mask.shape)}; expected identical shapes; check that the mask belongs to this image"

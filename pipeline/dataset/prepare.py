@@ -8,7 +8,7 @@ import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
@@ -64,8 +64,9 @@ def _check_subject(subject: Subject, num_classes: int) -> None:
     source = subject.sources[0] if subject.sources else subject.subject_id
     if not _SAFE_ID.match(subject.subject_id):
         raise DatasetError(source, f"subject id {subject.subject_id!r} is not a safe file name; expected letters, digits, . _ -")
-    if subject.image.shape != subject.mask.shape or subject.image.ndim != 3:
-        raise DatasetError(source, f"image shape {subject.image.shape} and mask shape {subject.mask.shape} must be equal and 3D")
+    if subject.image.shape[:3] != subject.mask.shape or subject.mask.ndim != 3 or subject.image.ndim not in (3, 4):
+        raise DatasetError(source, f"image shape {subject.image.shape} and mask shape {subject.mask.shape} must be equal "
+                                   "and 3D (a multi-channel image: channels last)")
     if subject.image.size and subject.image.dtype.kind == "f":
         if not (np.isfinite(subject.image.min()) and np.isfinite(subject.image.max())):
             raise DatasetError(source, "image holds NaN or Inf values; expected finite intensities")
@@ -109,6 +110,10 @@ def upright_grey(subject: Subject, *, intensity: Mapping[str, Any], axis: int,
     The whole subject is windowed/normalised once (per volume, never per slice), then sliced;
     shared by prepare and by inference on a new scan, so both see the same pixels.
     """
+    if subject.image.ndim == 4 and subject.layout == "volume":  # channels last (msd, nnunet): each windowed
+        # on its own, and reversed because OpenCV writes B, G, R: a PNG reader's R is channel 0
+        return np.stack([upright_grey(replace(subject, image=subject.image[..., c]), intensity=intensity, axis=axis,
+                                      indices=indices) for c in reversed(range(subject.image.shape[3]))], axis=-1)
     try:
         grey = to_uint8(subject.image, spec=intensity)
     except ValueError as err:
@@ -181,6 +186,15 @@ def prepare_subject(
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, found {channels}")
     _check_subject(subject, num_classes)
+    if subject.image.ndim == 4:  # channels stacked by a generic reader fill the PNG's three channels
+        source = subject.sources[0] if subject.sources else subject.subject_id
+        if context_slices:
+            raise DatasetError(source, "the reader stacks channels into the PNG's three channels, which "
+                                       "context_slices (2.5D) also needs; set prepare.context_slices: 0 or select one channel")
+        if channels != 3 or subject.image.shape[3] != 3 or subject.layout != "volume":
+            raise DatasetError(source, f"the reader stacks {subject.image.shape[3]} channels, prepare.channels is "
+                                       f"{channels}; stack three channels with prepare.channels: 3 (and "
+                                       "train.channels: 3), or select one")
     lut = encoding_lut(num_classes=num_classes, rgb_map=rgb_map)
     counts = foreground_per_slice(subject.mask, layout=subject.layout, axis=axis)
     keep, kept_empty = [], 0
@@ -359,3 +373,32 @@ def save_pictures(reports: Path, out: Path, rows: Sequence[Mapping[str, Any]], s
               cv2.imread(str(Path(out) / r["mask"]), cv2.IMREAD_UNCHANGED)) for r in picks]
     save_montage(Path(reports) / "samples.png", pairs, title=f"{title} samples", columns=2,
                  labels=[f"{r['split']}/{r['subject']}_{r['slice_index']}" for r in picks])
+
+
+def save_card(path: Path, out: Path, rows: Sequence[Mapping[str, Any]], stats: Mapping, *, title: str,
+              spacings: Sequence[Sequence[float]], num_classes: int, facts: Sequence[str] = (),
+              per_split: int = 40, samples: int = 6) -> None:
+    """The dataset card: grey-value histograms of up to ``per_split`` images per split (evenly spread)."""
+    from pipeline.dataset.prepared import read_mask
+    from pipeline.reports.card import save_dataset_card
+
+    histograms = {}
+    for split in stats["pairs"]:
+        chosen = [r for r in rows if r["split"] == split]
+        chosen = [chosen[i * len(chosen) // per_split] for i in range(min(per_split, len(chosen)))]
+        counts = np.zeros(256, np.int64)
+        for row in chosen:
+            counts += np.bincount(cv2.imread(str(Path(out) / row["image"]), cv2.IMREAD_UNCHANGED).ravel(), minlength=256)
+        histograms[split] = counts
+    pool = [r for r in rows if r["foreground_pixels"] > 0] or list(rows)
+    picks = [pool[i * len(pool) // samples] for i in range(min(samples, len(pool)))]
+    def mask_of(row: Mapping[str, Any]) -> np.ndarray:
+        try:
+            return read_mask(Path(out) / row["mask"], num_classes=num_classes)
+        except DatasetError:  # an rgb_map set: show foreground as class 1
+            png = cv2.imread(str(Path(out) / row["mask"]), cv2.IMREAD_UNCHANGED)
+            return ((png.max(axis=-1) if png.ndim == 3 else png) > 0).astype(np.uint8)
+
+    pairs = [(cv2.imread(str(Path(out) / r["image"]), cv2.IMREAD_UNCHANGED), mask_of(r)) for r in picks]
+    save_dataset_card(path, title=title, pairs=stats["pairs"], subjects=stats["subjects"], spacings=spacings,
+                      histograms=histograms, samples=pairs, facts=facts)

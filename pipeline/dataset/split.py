@@ -341,3 +341,18 @@ def read_splits(path: Path) -> SplitPlan:
                                      f"not train/valid: {', '.join(extra[:10]) or 'none'}; "
                                      f"in no fold: {', '.join(missing[:10]) or 'none'}")
     return SplitPlan(dict(subjects), folds)
+
+
+def split_warnings(assignment: Mapping[str, str], splits: Iterable[str] = SPLITS) -> list[str]:
+    """One line per split that is empty or holds a single subject (its scores would say little)."""
+    counts = {name: 0 for name in splits}
+    for split in assignment.values():
+        counts[split] = counts.get(split, 0) + 1
+    lines = []
+    for name, n in counts.items():
+        if n == 0:
+            lines.append(f"split {name!r} is empty: no subject was assigned to it; add subjects or change prepare.split")
+        elif n == 1:
+            lines.append(f"split {name!r} holds a single subject: its numbers describe one patient; "
+                         "add subjects or change prepare.split")
+    return lines

@@ -122,12 +122,21 @@ def _open(path: Path) -> nib.Nifti1Image:
     return img
 
 
-def _read(path: Path, max_bytes: int = MAX_VOLUME_BYTES, *,
-          as_stored: bool = False) -> tuple[np.ndarray, np.ndarray, str]:
+def _read(path: Path, max_bytes: int = MAX_VOLUME_BYTES, *, as_stored: bool = False,
+          channel: int | None = None) -> tuple[np.ndarray, np.ndarray, str]:
     """Stored data (scaled, native dtype) in canonical order, canonical affine, stored axis codes
     (``as_stored``: the data and affine as the file stores them, for sources whose published
-    convention is in array axes rather than in the header's geometry)."""
+    convention is in array axes rather than in the header's geometry). ``channel`` picks one 3D
+    volume of a 4D file (MSD multi-modal images store ``(X, Y, Z, C)``)."""
     img = _open(Path(path))
+    if channel is not None and len(img.shape) == 4:
+        if not 0 <= channel < img.shape[3]:
+            raise DatasetError(path, f"channel {channel} asked for, the file holds channels 0..{img.shape[3] - 1}; "
+                                     "fix the reader's channels option")
+        img = img.slicer[..., channel]
+    elif channel not in (None, 0):
+        raise DatasetError(path, f"channel {channel} asked for, the file holds one 3D volume; "
+                                 "fix the reader's channels option")
     shape = img.shape
     if any(int(n) <= 0 for n in shape):
         raise DatasetError(path, f"corrupt NIfTI header: dimensions {tuple(shape)} must be positive; re-export it")
@@ -181,16 +190,17 @@ def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
     return round(float(sx), 6), round(float(sy), 6), round(float(sz), 6)  # drop float32 header noise
 
 
-def load_volume(path: Path | str, *, max_bytes: int = MAX_VOLUME_BYTES, as_stored: bool = False) -> Volume:
+def load_volume(path: Path | str, *, max_bytes: int = MAX_VOLUME_BYTES, as_stored: bool = False,
+                channel: int | None = None) -> Volume:
     """Read an image volume as float32 in RAS+ canonical ``(X, Y, Z)`` order (``as_stored``: in
-    the file's own axis order, with its stored affine).
+    the file's own axis order, with its stored affine; ``channel``: one channel of a 4D file).
 
     Raises:
         DatasetError: missing/empty/truncated/not-NIfTI file, corrupt header, non-3D data, or
             NaN/Inf intensities, or a volume over ``max_bytes`` (see ``check_volume_size``).
     """
     path = Path(path)
-    stored, affine, orientation = _read(path, max_bytes, as_stored=as_stored)
+    stored, affine, orientation = _read(path, max_bytes, as_stored=as_stored, channel=channel)
     data = _own(stored.astype(np.float32, copy=False))
     whole = stored.dtype.kind in "ui"  # integers read from the file: finite, no check needed
     del stored

@@ -10,7 +10,10 @@ import numpy as np
 
 from pipeline.reports.palette import CLASS_COLOURS, ERROR_COLOURS, TEXT_COLOUR
 
-__all__ = ["to_rgb", "colorize", "blend", "error_overlay", "montage", "triptych", "save_rgb"]
+__all__ = ["to_rgb", "colorize", "blend", "error_overlay", "error_legend", "with_legend", "montage", "triptych",
+           "save_rgb"]
+
+ERROR_NAMES = {"tp": "TP (hit)", "fp": "FP (extra)", "fn": "FN (missed)"}
 
 
 def to_rgb(image: np.ndarray) -> np.ndarray:
@@ -67,6 +70,24 @@ def error_overlay(image: np.ndarray, pred: np.ndarray, truth: np.ndarray, *, alp
     for name, sel in (("tp", tp), ("fp", fp), ("fn", fn)):
         colour_map[sel] = colours[name]
     return _blend_where(rgb, colour_map, tp | fp | fn, alpha)
+
+
+def error_legend(colours: dict[str, tuple[int, int, int]] = ERROR_COLOURS) -> list[tuple[str, tuple[int, int, int]]]:
+    """The (label, colour) entries of ``error_overlay``'s colours, in TP, FP, FN order."""
+    return [(ERROR_NAMES[key], colours[key]) for key in ("tp", "fp", "fn")]
+
+
+def with_legend(rgb: np.ndarray, entries: Sequence[tuple[str, tuple[int, int, int]]], *, height: int = 22) -> np.ndarray:
+    """The picture with a white strip below it: one colour swatch and its label per entry."""
+    rgb = to_rgb(rgb)
+    strip = np.full((height, rgb.shape[1], 3), 255, dtype=np.uint8)
+    x, box, scale = 4, height - 8, 0.4
+    for label, colour in entries:
+        cv2.rectangle(strip, (x, 4), (x + box, 4 + box), tuple(int(c) for c in colour), thickness=-1)
+        cv2.putText(strip, label, (x + box + 3, height - 7), cv2.FONT_HERSHEY_SIMPLEX, scale, TEXT_COLOUR, 1,
+                    cv2.LINE_AA)
+        x += box + 8 + cv2.getTextSize(label, cv2.FONT_HERSHEY_SIMPLEX, scale, 1)[0][0]
+    return np.vstack([rgb, strip])
 
 
 def montage(rows: Sequence[Sequence[np.ndarray]], *, titles: Sequence[str] = (), tile: int = 256,

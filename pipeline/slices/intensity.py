@@ -9,6 +9,12 @@ import cv2
 import numpy as np
 
 MODES: dict[str, tuple[str, ...]] = {"none": (), "window": ("center", "width"), "percentile": ("low", "high")}
+# ``intensity: {mode: auto}``: the spec a modality gets when the dataset does not say (CT: a soft-tissue
+# window in HU; MR and anything else: robust percentiles, as nnU-Net normalises non-CT channels).
+MODALITY_DEFAULTS: dict[str, dict[str, Any]] = {
+    "CT": {"mode": "window", "center": 40, "width": 400},
+    "MR": {"mode": "percentile", "low": 0.5, "high": 99.5},
+}
 _CHUNK_VOXELS = 1 << 22  # bound the float temporaries to ~16 MB whatever the volume size
 
 
@@ -188,3 +194,15 @@ def to_uint8(image: np.ndarray, *, spec: Mapping[str, Any]) -> np.ndarray:
             image, low=float(spec["low"]), high=float(spec["high"]), nonzero=bool(spec.get("nonzero", True))
         )
     return passthrough_8bit(image)
+
+
+def resolve_spec(spec: Mapping[str, Any] | None, *, modality: str | None) -> dict[str, Any]:
+    """The spec to apply: ``spec`` as given, or for a missing spec or ``mode: auto`` the modality's default."""
+    if spec and spec.get("mode") != "auto":
+        return dict(spec)
+    if modality is None:
+        if spec:
+            raise ValueError("intensity mode 'auto' needs a reader that knows the modality (msd, nnunet); "
+                             "set mode none, window or percentile")
+        return {"mode": "none"}
+    return dict(MODALITY_DEFAULTS.get(modality, MODALITY_DEFAULTS["MR"]))
