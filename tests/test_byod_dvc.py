@@ -42,7 +42,7 @@ def test_dvc_repro_of_params_only_nnunet_and_msd_blocks(dvc_repo):
         image = next((dvc_repo / "data" / "prepared" / key / "train" / "images").iterdir())
         assert cv2.imread(str(image), cv2.IMREAD_UNCHANGED).ndim == (2 if channels == 1 else 3)
         assert (dvc_repo / "artifacts" / key / "model.keras").is_file()
-        assert "dice" in json.loads((dvc_repo / "metrics" / key / "eval.json").read_text())
+        assert "dice_volume" in json.loads((dvc_repo / "metrics" / key / "eval.json").read_text())
         assert (dvc_repo / "reports" / key / "prepare" / "card.png").is_file()
     assert (dvc_repo / "reports" / "plots_template.html").is_file()
     status = dvc(dvc_repo, "status")
