@@ -243,3 +243,14 @@ def test_volume_scores_units_empty_cases_and_single_images():
     assert ev.volume_scores(moved, flat)["hd95"] == pytest.approx(2.0)
     assert ev.volume_scores(moved, flat)["msd"] == pytest.approx(
         ev.mean_surface_distance([ev.surface_distances(moved[0], flat[0])]))
+
+
+def test_a_split_mixing_known_and_unknown_spacing_is_scored_in_voxels():
+    """MS headers without spacing beside ones with it: one unit for the split, never a mean of mm and px."""
+    from pipeline.evaluation.scoring import split_distance_unit
+
+    known = {"layout": "volume", "spacing": [0.9, 0.9, 3.0]}
+    unknown = {"layout": "volume", "spacing": [1.0, 1.0, 1.0], "spacing_unknown": [0, 1, 2]}
+    assert split_distance_unit([known, known]) == "mm"
+    assert split_distance_unit([known, unknown]) == "px"
+    assert split_distance_unit([{"layout": "stack"}]) == "px"

@@ -43,26 +43,31 @@ def distance_unit(entry: Mapping | None) -> str:
     return "mm" if known else "px"
 
 
+def split_distance_unit(entries) -> str:
+    """One unit for a whole split, so its mean means something: ``mm`` only when every subject's
+    source gives a spacing; a split mixing headers with and without one is scored in voxels."""
+    return "mm" if {distance_unit(e) for e in entries} == {"mm"} else "px"
+
+
 def _mean(values) -> float:
     values = [v for v in values if not np.isnan(v)]
     return float(np.mean(values)) if values else float("nan")
 
 
 def _subject_volume(subject: str, entry: Mapping | None, preds: dict[str, np.ndarray], truths: dict[str, np.ndarray],
-                    classes: int) -> dict:
+                    classes: int, unit: str) -> dict:
     """Volume scores of one subject on its source grid (or on the stored masks without geometry)."""
     if entry is not None:
         pred, truth = restore_subject(entry, preds), restore_subject(entry, truths)
-        spacing = entry.get("spacing")[:3] if distance_unit(entry) == "mm" else None
+        spacing = entry.get("spacing")[:3] if unit == "mm" else None
     else:  # no geometry.json: the subject's stored masks, in name order, as a stack
         names = sorted(preds)
         pred, truth, spacing = np.stack([preds[n] for n in names]), np.stack([truths[n] for n in names]), None
     return ev.volume_scores(pred, truth, spacing=spacing, num_classes=classes)
 
 
-def _subject_row(subject: str, entry: Mapping | None, preds: dict, truths: dict, classes: int) -> dict:
-    unit = distance_unit(entry)
-    vol = _subject_volume(subject, entry, preds, truths, classes)
+def _subject_row(subject: str, entry: Mapping | None, preds: dict, truths: dict, classes: int, unit: str) -> dict:
+    vol = _subject_volume(subject, entry, preds, truths, classes, unit)
     return {
         "subject": subject, "slices": len(preds), "dice_volume": vol["dice"], f"hd95_{unit}": vol["hd95"],
         f"msd_{unit}": vol["msd"], "truth_voxels": vol["truth_voxels"], "pred_voxels": vol["pred_voxels"],
@@ -99,7 +104,7 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
     classes = num_classes + 1  # background included
     by_subject: dict[str, tuple[dict, dict]] = defaultdict(lambda: ({}, {}))
     last = {subject_of(stem, subjects): i for i, (stem, _, _) in enumerate(pairs)}  # score a subject once complete
-    units = set()
+    unit = split_distance_unit(geometry.get(s) for s in last)
     for start, probs in progress(predict_array(model, images, batch_size=batch_size),
                                  total=-(-len(stems) // batch_size), desc="evaluate", unit="batch"):
         batch_masks = small_masks[start:start + len(probs)]
@@ -125,10 +130,8 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
                 out.kept[stem] = (image_path, truth, pred)
             if last[subject] == start + i:  # one subject's squares in memory at a time
                 entry = geometry.get(subject)
-                units.add(distance_unit(entry))
-                out.subjects.append(_subject_row(subject, entry, *by_subject.pop(subject), classes))
+                out.subjects.append(_subject_row(subject, entry, *by_subject.pop(subject), classes, unit))
     out.subjects.sort(key=lambda row: row["subject"])
-    unit = units.pop() if len(units) == 1 else "px"
     with_foreground = [r for r in out.images if not r["empty_empty"]]
     empty_truth = [r for r in out.images if r["tp"] + r["fn"] == 0]
     out.summary = {
