@@ -68,8 +68,8 @@ def test_cross_validation_of_one_dataset_end_to_end(dvc_repo):
         scores.append(json.loads((dvc_repo / f"metrics/lasc/folds/{k}/eval.json").read_text()))
     cv = json.loads((dvc_repo / "metrics/lasc/cv.json").read_text())
     assert cv["folds"] == 2
-    assert cv["dice"]["mean"] == pytest.approx(sum(s["dice"] for s in scores) / 2, abs=1e-6)
-    assert cv["dice"]["min"] == pytest.approx(min(s["dice"] for s in scores), abs=1e-6)
+    assert cv["dice_volume"]["mean"] == pytest.approx(sum(s["dice_volume"] for s in scores) / 2, abs=1e-6)
+    assert cv["dice_volume"]["min"] == pytest.approx(min(s["dice_volume"] for s in scores), abs=1e-6)
 
     assert json.loads((prepared / "dataset.json").read_text())["channels"] == 3
     assert load_model(dvc_repo / "artifacts/lasc/folds/0/model.keras").input_shape[-1] == 3
@@ -77,7 +77,7 @@ def test_cross_validation_of_one_dataset_end_to_end(dvc_repo):
     shown = json.loads(dvc(dvc_repo, "exp", "show", "--json", "--no-pager").stdout)
     revs = dict(_revs(shown))
     shown_cv = revs["cv"]["metrics"]["metrics/lasc/cv.json"]["data"]  # the experiment's, not only the workspace's
-    assert shown_cv["folds"] == 2 and shown_cv["dice"] == cv["dice"]
+    assert shown_cv["folds"] == 2 and shown_cv["dice_volume"] == cv["dice_volume"]
     assert "Stage 'cv@lasc' didn't change" in dvc(dvc_repo, "repro", "cv@lasc").stdout
 
 

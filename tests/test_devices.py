@@ -117,7 +117,8 @@ def test_train_evaluate_infer_under_the_jax_backend(tmp_path):
     _python(["-m", "stages.evaluate", *common, "--data", str(data), "--model", str(out / "model.keras"),
              "--out", str(tmp_path / "metrics"), "--reports", str(tmp_path / "reports")], jax)
     scores = json.loads((tmp_path / "metrics" / "eval.json").read_text())
-    assert scores["n_images"] == 4 and 0.0 <= scores["dice"] <= 1.0
+    details = json.loads((tmp_path / "metrics" / "details.json").read_text())
+    assert details["n_images"] == 4 and 0.0 <= scores["dice_volume"] <= 1.0
     _python(["-m", "stages.infer", *common, "--images", str(data / "test" / "images"),
              "--model", str(out / "model.keras"), "--out", str(tmp_path / "infer")], jax)
     assert len(list((tmp_path / "infer").rglob("*.png"))) >= 4

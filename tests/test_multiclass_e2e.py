@@ -74,8 +74,8 @@ def test_two_foreground_classes_through_prepare_augment_train_evaluate_infer(tmp
     metrics = tmp_path / "metrics"
     evaluate.main([*common, "--data", str(augmented), "--model", str(artifacts / "model.keras"), "--out",
                    str(metrics), "--reports", str(tmp_path / "reports")])
-    result = json.loads((metrics / "eval.json").read_text())
-    assert {"dice_1", "dice_2"} <= result.keys()
+    details = json.loads((metrics / "details.json").read_text())
+    assert {"dice_image_1", "dice_image_2", "dice_volume_1", "dice_volume_2"} <= details.keys()
 
     inferred = tmp_path / "infer"
     infer.main([*common, "--images", str(augmented / "test" / "images"), "--model", str(artifacts / "model.keras"),

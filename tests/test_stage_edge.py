@@ -143,7 +143,7 @@ def test_a_real_run_prints_no_tensorflow_log_unless_verbose(tmp_path):
 def test_ctrl_c_exits_130_quietly_and_writes_nothing(tmp_path):
     raw = tmp_path / "raw"
     subprocess.run([sys.executable, "-m", "stages.synth", "--dataset", "lasc", "--out", str(raw),
-                    "--subjects", "12"], cwd=ROOT, check=True, capture_output=True)
+                    "--subjects", "24"], cwd=ROOT, check=True, capture_output=True)
     out = tmp_path / "out"
     proc = subprocess.Popen([sys.executable, "-m", "stages.prepare", "--dataset", "lasc", "--raw", str(raw),
                              "--out", str(out), "--n-jobs", "2"], cwd=ROOT, start_new_session=True,
@@ -151,9 +151,9 @@ def test_ctrl_c_exits_130_quietly_and_writes_nothing(tmp_path):
     try:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline and proc.poll() is None:
-            if any(tmp_path.glob(".tmp-out-*/*/images/*.png")):
+            if any(tmp_path.glob(".tmp-out-*/*/images")):  # the scratch set exists: work has begun
                 break
-            time.sleep(0.02)
+            time.sleep(0.005)
         assert proc.poll() is None, "prepare finished before it could be interrupted"
         os.killpg(proc.pid, signal.SIGINT)  # as a terminal's Ctrl-C: the stage and its workers
         _, stderr = proc.communicate(timeout=60)
