@@ -54,7 +54,7 @@ def test_ras_and_lps_files_of_same_anatomy_load_identically(tmp_path):
     assert (a.orientation, b.orientation) == ("RAS", "LPS")
     np.testing.assert_array_equal(a.array, b.array)
     np.testing.assert_allclose(a.affine, b.affine, atol=1e-5)
-    assert a.array.dtype == np.float32 and a.array.shape == SHAPE
+    assert a.array.dtype == np.int16 and a.array.shape == SHAPE  # whole numbers <= 16 bit: kept as stored
     assert tuple(np.argwhere(b.array == 100)[0]) == MARKER
     x, y, z = (b.affine @ [*MARKER, 1])[:3]
     assert x < 0 and y > 0 and z > 0  # left, anterior, superior in RAS+ mm
@@ -268,3 +268,34 @@ def test_uncompressed_nii_is_mapped_but_the_arrays_do_not_follow_the_file(tmp_pa
     write(label, np.zeros(SHAPE, np.uint8), ras_affine())
     assert (vol.array == 5).all() and (lab.array == 1).all()
     vol.array[0, 0, 0] = 1  # ours to change
+
+
+@pytest.mark.parametrize("stored, kept", [
+    (np.int16, np.int16), (np.uint16, np.uint16), (np.uint8, np.uint8), (np.int32, np.float32),
+    (np.float64, np.float32),
+])
+def test_small_integer_volumes_keep_their_type_others_become_float32(tmp_path, stored, kept):
+    data = np.random.default_rng(2).integers(0, 200, SHAPE).astype(stored)
+    vol = load_volume(write(tmp_path / "v.nii.gz", data, np.diag([-0.8, -0.8, 2.0, 1.0])))
+    assert vol.array.dtype == kept
+    assert np.array_equal(vol.array, data[::-1, ::-1])
+
+
+def test_scaled_integer_volume_is_float32_in_scaled_units(tmp_path):
+    img = nib.Nifti1Image(np.full(SHAPE, 10, np.int16), ras_affine())
+    img.header.set_slope_inter(0.5, -3.0)
+    img.to_filename(str(tmp_path / "s.nii.gz"))
+    vol = load_volume(tmp_path / "s.nii.gz")
+    assert vol.array.dtype == np.float32 and np.all(vol.array == 2.0)
+
+
+@pytest.mark.parametrize("spec", [{"mode": "percentile", "low": 0.5, "high": 99.5},
+                                  {"mode": "window", "center": 40, "width": 400}])
+def test_integer_volume_gives_the_grey_of_its_float32_values(tmp_path, spec):
+    """Keeping int16 is a speed change only: the same uint8 as the float32 volume the readers gave before."""
+    from pipeline.slices.intensity import to_uint8
+
+    data = np.random.default_rng(3).normal(300, 400, (64, 48, 9)).astype(np.int16)
+    vol = load_volume(write(tmp_path / "ct.nii.gz", data, np.diag([-0.8, -0.8, 2.0, 1.0])))
+    assert vol.array.dtype == np.int16
+    assert np.array_equal(to_uint8(vol.array, spec=spec), to_uint8(vol.array.astype(np.float32), spec=spec))

@@ -63,7 +63,7 @@ def test_discover_and_load(raw):
         assert ref.files == (str(task / "imagesTr" / f"{ref.subject_id}.nii.gz"), str(task / "labelsTr" / f"{ref.subject_id}.nii.gz"))
         s = lasc.load(ref)
         assert s.sources == ref.files and s.modality == "MR" and s.layout == "volume"
-        assert s.image.dtype == np.float32 and s.mask.dtype == np.uint8 and s.image.shape == s.mask.shape
+        assert s.image.dtype in (np.float32, np.int16) and s.mask.dtype == np.uint8 and s.image.shape == s.mask.shape
         nx, ny, nz = s.image.shape
         assert 96 <= nx <= 128 and 96 <= ny <= 144 and 40 <= nz <= 60
         assert s.spacing[0] in (1.25, 1.3) and s.spacing[2] in (1.25, 1.37)

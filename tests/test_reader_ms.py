@@ -58,7 +58,7 @@ def test_discover_and_load_flair(raw):
         assert ref.files == (str(raw / f"Patient-{n}" / f"{n}-Flair.nii"), str(raw / f"Patient-{n}" / f"{n}-LesionSeg-Flair.nii"))
         s = ms.load(ref)
         assert s.sources == ref.files and s.modality == "MR" and s.layout == "volume"
-        assert s.image.dtype == np.float32 and s.mask.dtype == np.uint8 and s.image.shape == s.mask.shape
+        assert s.image.dtype in (np.float32, np.int16) and s.mask.dtype == np.uint8 and s.image.shape == s.mask.shape
         nx, ny, nz = s.image.shape
         assert 128 <= nx <= 160 and 128 <= ny <= 192 and 20 <= nz <= 28
         if int(n) % 2:  # the stand-in's header without orientation: pixdim 1 is no spacing

@@ -27,6 +27,8 @@ def _percentiles(image: np.ndarray) -> list[float | None]:
     sample = image[(slice(None, None, step),) * image.ndim].reshape(-1)  # a strided view, then a small copy
     if sample.dtype.kind == "f":
         sample = sample[np.isfinite(sample)]
+    elif sample.dtype.itemsize <= 2:  # a reader keeps small integers as stored: their float32 values, exact
+        sample = sample.astype(np.float32)
     return [float(v) for v in np.percentile(sample, PERCENTILES)] if sample.size else [None] * len(PERCENTILES)
 
 

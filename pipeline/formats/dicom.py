@@ -4,15 +4,16 @@ from __future__ import annotations
 
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
-import pydicom
-import SimpleITK as sitk
-from nibabel import orientations as ornts
 
 from pipeline.errors import DatasetError
-from pipeline.formats.nifti import MAX_VOLUME_BYTES, check_volume_size
+from pipeline.formats.nifti import MAX_VOLUME_BYTES, check_volume_size, ornts
+
+if TYPE_CHECKING:  # pydicom and SimpleITK: ~0.15 s to import, so only when a series is read
+    import pydicom
+    import SimpleITK as sitk
 
 DICOM_SUFFIXES = {"", ".dcm", ".dicom", ".ima"}
 NAMED_SUFFIXES = {".dcm", ".dicom", ".ima"}  # files named as DICOM slices: a damaged one is an error, not clutter
@@ -88,6 +89,8 @@ class _SitkBuffer:
 
     def __init__(self, image: sitk.Image) -> None:
         self.image = image
+        import SimpleITK as sitk
+
         interface = dict(sitk.GetArrayViewFromImage(image).__array_interface__)
         interface["data"] = (interface["data"][0], False)  # writable, as the copy was: the image is ours alone
         self.__array_interface__ = interface
@@ -133,6 +136,9 @@ def read_series(
             modality, multi-frame files, mixed orientations or slice sizes, gantry tilt, missing or
             duplicate slices, a volume over ``max_bytes``.
     """
+    import pydicom
+    import SimpleITK as sitk
+
     folder = Path(folder)
     if not folder.is_dir():
         raise DatasetError(folder, "expected a folder holding one DICOM series, found no such folder")

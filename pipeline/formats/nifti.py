@@ -4,13 +4,25 @@ from __future__ import annotations
 
 import gzip
 import logging
+import sys
 import zlib
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import NamedTuple
 
-import nibabel as nib
 import numpy as np
+
+if "nibabel" not in sys.modules and "pydicom" not in sys.modules:
+    # nibabel imports pydicom (0.1 s, requests included) only to parse DICOM header extensions of
+    # NIfTI files, which no reader here looks at; without it they stay raw bytes (nibabel's own
+    # fallback). The DICOM reader imports pydicom itself when a series is read.
+    sys.modules["pydicom"] = None  # type: ignore[assignment]  (import pydicom -> ImportError)
+    try:
+        import nibabel as nib
+    finally:
+        del sys.modules["pydicom"]
+import nibabel as nib
+from nibabel import orientations as ornts
 from nibabel.filebasedimages import ImageFileError
 from nibabel.openers import ImageOpener
 from nibabel.spatialimages import HeaderDataError
@@ -192,8 +204,12 @@ def _spacing(affine: np.ndarray) -> tuple[float, float, float]:
 
 def load_volume(path: Path | str, *, max_bytes: int = MAX_VOLUME_BYTES, as_stored: bool = False,
                 channel: int | None = None) -> Volume:
-    """Read an image volume as float32 in RAS+ canonical ``(X, Y, Z)`` order (``as_stored``: in
-    the file's own axis order, with its stored affine; ``channel``: one channel of a 4D file).
+    """Read an image volume in RAS+ canonical ``(X, Y, Z)`` order (``as_stored``: in the file's own
+    axis order, with its stored affine; ``channel``: one channel of a 4D file).
+
+    Whole numbers of at most 16 bits (most CT and MRI) keep the stored type: every float32 value
+    of them is exact, the intensity rules convert slab by slab, and a float copy of the volume
+    costs a pass and twice the memory. Anything else (scaled, float, 32-bit) is float32.
 
     Raises:
         DatasetError: missing/empty/truncated/not-NIfTI file, corrupt header, non-3D data, or
@@ -201,8 +217,10 @@ def load_volume(path: Path | str, *, max_bytes: int = MAX_VOLUME_BYTES, as_store
     """
     path = Path(path)
     stored, affine, orientation = _read(path, max_bytes, as_stored=as_stored, channel=channel)
+    if stored.dtype.kind in "ui" and stored.dtype.itemsize <= 2:  # integers: finite, no check needed
+        return Volume(_own(stored), affine, _spacing(affine), orientation)
+    whole = stored.dtype.kind in "ui"
     data = _own(stored.astype(np.float32, copy=False))
-    whole = stored.dtype.kind in "ui"  # integers read from the file: finite, no check needed
     del stored
     if not whole and not np.isfinite(data.min() + data.max()):  # NaN or Inf propagate
         bad = int(data.size - np.count_nonzero(np.isfinite(data)))

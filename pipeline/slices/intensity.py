@@ -115,14 +115,16 @@ def _lerp_like_numpy(
     return [float(v) for v in result]
 
 
-def percentile_range(volume: np.ndarray, *, low: float, high: float, nonzero: bool = True) -> tuple[float, float]:
+def percentile_range(volume: np.ndarray, *, low: float, high: float, nonzero: bool = True,
+                     dtype: np.dtype | type | None = None) -> tuple[float, float]:
     """The ``low``/``high`` percentiles of a whole volume (of its non-zero voxels when ``nonzero``).
 
     MRI background is exactly 0 and can fill most of a volume; taking percentiles over the
     non-zero (body) voxels keeps the scale from depending on how much air the field of view holds.
     Falls back to all voxels when none is non-zero. Whole-number volumes (any CT or MRI read from
     an integer file) take one histogram pass instead of a copy and a partition (~5x faster), with
-    numpy's interpolation, so the values are exactly ``np.percentile``'s.
+    numpy's interpolation, so the values are exactly ``np.percentile``'s (of the volume as ``dtype``
+    when given: the intensity rule interpolates in float32 whatever type a reader keeps).
     """
     if not 0 <= low < high <= 100:
         raise ValueError(f"percentiles must satisfy 0 <= low < high <= 100, found low={low}, high={high}")
@@ -137,12 +139,13 @@ def percentile_range(volume: np.ndarray, *, low: float, high: float, nonzero: bo
         def sorted_at(index: np.ndarray) -> np.ndarray:
             return start + np.searchsorted(cumulative, index, side="right")
 
-        lo, hi = _lerp_like_numpy(sorted_at, int(cumulative[-1]), np.true_divide([low, high], 100), values.dtype)
+        lo, hi = _lerp_like_numpy(sorted_at, int(cumulative[-1]), np.true_divide([low, high], 100),
+                                  np.dtype(dtype or values.dtype))
         return lo, hi
     if nonzero:
         body = values[values != 0]
         values = body if body.size else values.reshape(-1)
-    lo, hi = np.percentile(values, [low, high])
+    lo, hi = np.percentile(values if dtype is None else values.astype(dtype, copy=False), [low, high])
     return float(lo), float(hi)
 
 
@@ -151,7 +154,7 @@ def normalize_percentile(volume: np.ndarray, *, low: float, high: float, nonzero
 
     Every slice of a volume shares the scale, so one tissue has one grey along the whole volume.
     """
-    lo, hi = percentile_range(volume, low=low, high=high, nonzero=nonzero)
+    lo, hi = percentile_range(volume, low=low, high=high, nonzero=nonzero, dtype=np.float32)
     return _linear_to_uint8(volume, lo=lo, hi=hi)
 
 

@@ -16,13 +16,12 @@ from typing import Literal
 from pathlib import Path
 
 import numpy as np
-from nibabel import orientations as ornts
 
 from pipeline.formats.dicom import canonical
 from pipeline.formats.discover import find_nifti, natural_key, nifti_stem
 from pipeline.errors import DatasetError
 from pipeline.formats.nifti import (
-    ANY_LABEL, MAX_VOLUME_BYTES, Volume, check_same_grid, has_orientation, load_label_volume, load_volume,
+    ANY_LABEL, MAX_VOLUME_BYTES, Volume, check_same_grid, has_orientation, load_label_volume, load_volume, ornts,
 )
 from pipeline.sources.scans import nifti_scans, scan_id
 from pipeline.sources.subject import Subject, SubjectRef

@@ -41,8 +41,10 @@ class Subject:
       * ``layout == "stack"``: ``image`` and ``mask`` are ``(N, H, W)`` stacks of 2D slices already
         in display orientation (row 0 at the top), ``slice_names`` names each slice;
         ``spacing`` is ``(row, col)`` pixel spacing (1.0 when unknown) and ``affine`` is None.
-      * ``image`` is float32 in physical units: HU for ``modality == "CT"``, arbitrary units for
-        ``"MR"``, 0..255 grey for already-8-bit sources (``"8bit"``).
+      * ``image`` is float32, or the file's own integer type when it stores whole numbers of at
+        most 16 bits (exact in float32; see ``formats.nifti.load_volume``), in physical units: HU
+        for ``modality == "CT"``, arbitrary units for ``"MR"``, 0..255 grey for already-8-bit
+        sources (``"8bit"``).
       * ``mask`` is uint8 class indices ``0..C-1`` (0 background), same shape as ``image``; None
         for an unlabelled scan read by a reader's ``load_images`` (inference on new data).
     """
