@@ -24,6 +24,9 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from pipeline.errors import UsageError
 
+# libyaml's safe loader when PyYAML was built with it (the wheels are): the same data, ~8x faster
+_SAFE_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
 SAFE_KEY = re.compile(r"[a-z][a-z0-9_]*")
 SECTIONS = ("synth", "prepare", "augment", "train", "evaluate")
 GLOBALS = ("seed", "image_size", "n_jobs")
@@ -329,7 +332,7 @@ class Settings:
         if not path.is_file():
             raise UsageError(f"{self.file}: not found; run from the repository root or pass --params")
         try:
-            raw = yaml.safe_load(path.read_text()) or {}
+            raw = yaml.load(path.read_text(), Loader=_SAFE_LOADER) or {}
         except yaml.YAMLError as err:
             mark = getattr(err, "problem_mark", None)
             where = f" at line {mark.line + 1}" if mark else ""

@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import DatasetError
+from pipeline.slices.slicing import forward
 from pipeline.sources.subject import Subject
 
 PERCENTILES = (0.5, 50.0, 99.5)
@@ -37,12 +38,12 @@ def _labels(mask: np.ndarray) -> list[int]:
     uint8 masks. The set does not change under flips, so a reversed view is read forwards (no copy)."""
     if not mask.size:
         return []
-    forward = mask[tuple(slice(None, None, -1 if st < 0 else 1) for st in mask.strides)]
-    low, high = int(forward.min()), int(forward.max())
+    ahead = forward(mask)
+    low, high = int(ahead.min()), int(ahead.max())
     if high - low <= 1 and mask.dtype.kind in "ui":  # binary masks, the usual case
         return sorted({low, high})
     if mask.dtype == np.uint8:
-        flat = forward.reshape(-1, order="A") if forward.flags.forc else forward.ravel()
+        flat = ahead.reshape(-1, order="A") if ahead.flags.forc else ahead.ravel()
         hist = cv2.calcHist([flat.reshape(-1, 1)], [0], None, [256], [0, 256]).ravel()
         return np.flatnonzero(hist).tolist()
     return [int(v) for v in np.unique(mask)]
@@ -53,7 +54,7 @@ def constant_image(image: np.ndarray, mask: np.ndarray) -> str | None:
     (often all zero: a failed export or the wrong file) under a mask with foreground."""
     if not image.size or image.shape != mask.shape:
         return None
-    low, high = image.min(), image.max()
+    low, high = forward(image).min(), forward(image).max()
     if low != high or not np.any(mask):
         return None
     return (f"image is constant ({float(low):g} everywhere) under a non-empty mask "
@@ -116,7 +117,7 @@ def summarise_subject(subject: Subject, *, expected_labels: Iterable[int] | None
         "orientation": str(subject.orientation) if subject.layout == "volume" else "2D",
         "mask_orientation": subject.meta.get("mask_orientation"),
         "labels": labels,
-        "foreground_voxels": int(np.count_nonzero(mask)),
+        "foreground_voxels": int(np.count_nonzero(forward(mask))),
         "percentiles": dict(zip([str(p) for p in PERCENTILES], percentiles)),
         "nan": nan,
         "inf": inf,

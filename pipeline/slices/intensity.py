@@ -8,6 +8,8 @@ from typing import Any
 import cv2
 import numpy as np
 
+from pipeline.slices.slicing import forward
+
 MODES: dict[str, tuple[str, ...]] = {"none": (), "window": ("center", "width"), "percentile": ("low", "high")}
 # ``intensity: {mode: auto}``: the spec a modality gets when the dataset does not say (CT: a soft-tissue
 # window in HU; MR and anything else: robust percentiles, as nnU-Net normalises non-CT channels).
@@ -30,16 +32,17 @@ def _linear_to_uint8(values: np.ndarray, *, lo: float, hi: float) -> np.ndarray:
     Chunking keeps peak memory at the uint8 output plus a small float32 buffer, not a float copy
     of a whole 512x512x300 volume.
     """
-    values = np.asarray(values)
+    flips = tuple(slice(None, None, -1 if step < 0 else 1) for step in np.asarray(values).strides)
+    values = np.asarray(values)[flips]  # read forwards; the result is flipped back (a view) at the end
     out = np.empty_like(values, dtype=np.uint8)  # same memory order as the input: cheap slicing later
     if hi <= lo:  # constant volume: nothing to scale
         out[...] = 0
-        return out
+        return out[flips]
     scale = np.float32(255.0 / (hi - lo))
     offset = np.float32(0.5 - lo * 255.0 / (hi - lo))  # +0.5 then truncation = round half up
     if values.ndim == 0 or values.size == 0:
         out[...] = np.clip(values * scale + offset, 0.0, 255.0)
-        return out
+        return out[flips]
     slow, step = _slabs(values)
     src, dst = np.moveaxis(values, slow, 0), np.moveaxis(out, slow, 0)
     for start in range(0, src.shape[0], step):
@@ -48,7 +51,7 @@ def _linear_to_uint8(values: np.ndarray, *, lo: float, hi: float) -> np.ndarray:
         chunk += offset
         np.clip(chunk, 0.0, 255.0, out=chunk)
         dst[start : start + step] = chunk  # float -> uint8 truncates, i.e. floors values >= 0
-    return out
+    return out[flips]
 
 
 def window_ct(hu: np.ndarray, *, center: float, width: float) -> np.ndarray:
@@ -62,7 +65,20 @@ def window_ct(hu: np.ndarray, *, center: float, width: float) -> np.ndarray:
 
 
 _HIST_CHUNK = 1 << 18  # < 2**24: exact float32 counts in cv2.calcHist
+_HIST_RUN = 1 << 20  # contiguous small integers: voxels per calcHist call (< 2**24, a few MB)
 _MAX_BINS = 1 << 20  # integer volumes spanning more values than this take np.percentile's partition
+
+
+def _small_integer_counts(flat: np.ndarray, low: int, span: int) -> np.ndarray:
+    """Counts of ``low .. low + span - 1`` in a flat run of <= 16-bit integers, by OpenCV's histogram
+    on the values' unsigned view minus ``low`` (modular arithmetic, exact: every value lies in the span)."""
+    unsigned = flat.view(np.uint8 if flat.dtype.itemsize == 1 else np.uint16)
+    offset = unsigned.dtype.type(low % (1 << (8 * unsigned.dtype.itemsize)))
+    counts = np.zeros(span, np.int64)
+    for start in range(0, flat.size, _HIST_RUN):
+        part = np.subtract(unsigned[start : start + _HIST_RUN], offset, dtype=unsigned.dtype)
+        counts += cv2.calcHist([part.reshape(-1, 1)], [0], None, [span], [0, span]).ravel().astype(np.int64)
+    return counts
 
 
 def _integer_histogram(values: np.ndarray) -> tuple[int, np.ndarray] | None:
@@ -73,6 +89,7 @@ def _integer_histogram(values: np.ndarray) -> tuple[int, np.ndarray] | None:
     """
     if values.size == 0 or values.ndim == 0 or values.dtype.kind not in "uif":
         return None
+    values = forward(values)
     vmin, vmax = values.min(), values.max()
     if not (np.isfinite(vmin) and np.isfinite(vmax)) or float(vmax) - float(vmin) >= _MAX_BINS:
         return None
@@ -80,6 +97,9 @@ def _integer_histogram(values: np.ndarray) -> tuple[int, np.ndarray] | None:
         return None
     low = int(np.floor(vmin))
     span = int(vmax) - low + 1
+    if values.dtype.kind in "ui" and values.dtype.itemsize <= 2 and (values.flags.c_contiguous or
+                                                                      values.flags.f_contiguous):
+        return low, _small_integer_counts(values.reshape(-1, order="A"), low, span)  # memory order: no copy
     counts = np.zeros(span, np.int64)
     slow, step = _slabs(values, _HIST_CHUNK)  # small chunks: the int32 copies stay in cache
     src = np.moveaxis(values, slow, 0)
