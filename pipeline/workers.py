@@ -10,6 +10,11 @@ paid once per run, not per worker.
 Cancel rule: leaving the ``with`` block early (an exception, ``break``, the first error under
 ``on_error: fail``) cancels every task not started and waits only for the ones running.
 
+Threads within a task: ``thread_budget(n)`` lends the code running in it ``n`` threads, and
+``thread_map`` / ``concurrently`` use them (gzip inflate, OpenCV, numpy and PNG deflate release the
+GIL), so one large subject uses the cores no other worker takes. The results never depend on the
+count: work is split into independent pieces whose results are combined in order.
+
 Parent death: each worker asks the kernel for SIGKILL when its parent dies (Linux
 ``prctl(PR_SET_PDEATHSIG)``) and, on every platform, polls its parent id once a second, so a
 ``kill -9`` of a stage leaves no worker behind. With forkserver the parent is the server, which
@@ -19,6 +24,7 @@ itself exits when the stage is gone.
 from __future__ import annotations
 
 import contextlib
+import contextvars
 import ctypes
 import multiprocessing
 import os
@@ -27,10 +33,10 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["START_METHOD", "ordered_results"]
+__all__ = ["START_METHOD", "concurrently", "ordered_results", "thread_budget", "thread_map", "threads_lent"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -100,3 +106,41 @@ def ordered_results(
         yield pool.map(fn, items, chunksize=max(1, chunksize))
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+_POOL: contextvars.ContextVar[ThreadPoolExecutor | None] = contextvars.ContextVar("thread_pool", default=None)
+_LENT: contextvars.ContextVar[int] = contextvars.ContextVar("threads_lent", default=1)
+
+
+@contextlib.contextmanager
+def thread_budget(count: int) -> Iterator[None]:
+    """Lend the code in this block ``count`` threads (1: everything runs in the calling thread)."""
+    with contextlib.ExitStack() as stack:
+        pool = stack.enter_context(ThreadPoolExecutor(count, thread_name_prefix="subject")) if count > 1 else None
+        tokens = _POOL.set(pool), _LENT.set(max(1, count))
+        try:
+            yield
+        finally:
+            _POOL.reset(tokens[0])
+            _LENT.reset(tokens[1])
+
+
+def threads_lent() -> int:
+    """Threads the enclosing ``thread_budget`` lends (1 outside any)."""
+    return _LENT.get() if _POOL.get() is not None else 1
+
+
+def thread_map(fn: Callable[[T], R], items: Iterable[T]) -> list[R]:
+    """``[fn(x) for x in items]``, on the lent threads when there are several, results in order.
+
+    Called from a lent thread itself it runs inline, so nesting never waits on its own pool.
+    """
+    pool, items = _POOL.get(), list(items)
+    if pool is None or len(items) <= 1:  # lent threads do not see the pool (contextvars): nesting runs inline
+        return [fn(x) for x in items]
+    return list(pool.map(fn, items))
+
+
+def concurrently(*calls: Callable[[], R]) -> list[R]:
+    """Run independent calls (e.g. reading an image and its mask) on the lent threads, results in order."""
+    return thread_map(lambda call: call(), calls)

@@ -91,14 +91,14 @@ def main(argv: list[str] | None = None) -> None:
         raise DatasetError(args.raw, "two subjects share one id; expected unique subject ids")
 
     workers = min(jobs, len(refs) or 1)
-    options["threads"] = max(1, jobs // workers)  # cores no subject worker takes: encode on threads
+    threads = max(1, jobs // workers)  # cores no subject worker takes: lent to each subject as threads
     with atomic_dir(args.out, inputs=[args.raw]) as tmp:
         for name in SPLITS:
             (tmp / name / "images").mkdir(parents=True)
             (tmp / name / "masks").mkdir(parents=True)
         filter_splits = tuple(prep.get("empty_filter_splits", ("train", "valid")))
         tasks = [Task(reader.__name__, r, reader_options, assignment[r.subject_id], str(tmp),
-                      str(args.raw), options, filter_splits) for r in refs]
+                      str(args.raw), options, filter_splits, threads) for r in refs]
         outcomes = list(unreadable)
         with outcomes_in_order(tasks, jobs=workers) as results:
             for outcome in tqdm(results, total=len(tasks), desc=f"prepare@{key}", unit="subject"):

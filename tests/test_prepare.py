@@ -98,14 +98,17 @@ def test_bad_subjects_raise_dataset_errors():
 
 
 def test_slices_encoded_on_threads_give_the_same_records_in_slice_order():
+    from pipeline.workers import thread_budget
+
     rng = np.random.default_rng(3)
     hu = rng.integers(-1000, 1500, (40, 56, 30)).astype(np.float32)
     mask = (rng.random(hu.shape) < 0.3).astype(np.uint8)
     mask[..., ::4] = 0  # some slices dropped: the kept indices are not 0..n
     subject = volume_subject(hu, mask)
     options = {**OPTIONS, "letterbox": True, "intensity": {"mode": "window", "center": 40, "width": 400}}
-    one = prepare_subject(subject, **options, threads=1)
-    three = prepare_subject(subject, **options, threads=3)
+    one = prepare_subject(subject, **options)
+    with thread_budget(3):
+        three = prepare_subject(subject, **options)
     assert [r.slice_index for r in three.records] == [i for i in range(30) if i % 4]
     assert [(r.image_png, r.mask_png) for r in three.records] == [(r.image_png, r.mask_png) for r in one.records]
     assert three.placement == one.placement

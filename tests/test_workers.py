@@ -9,6 +9,7 @@ import sys
 import time
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from pipeline.workers import ordered_results
@@ -108,3 +109,54 @@ def test_sigkill_of_a_stage_leaves_no_worker_behind(tmp_path):
             except ProcessLookupError:
                 pass
         proc.wait()
+
+
+# --- threads lent to one task ---------------------------------------------------------------------
+
+def test_thread_map_runs_on_the_lent_threads_in_item_order():
+    import threading
+    import time
+
+    from pipeline.workers import thread_budget, thread_map, threads_lent
+
+    def slow_name(i: int) -> tuple[int, str]:
+        time.sleep(0.05 * (3 - i))  # the first item finishes last
+        return i, threading.current_thread().name
+
+    assert threads_lent() == 1
+    assert thread_map(slow_name, range(3)) == [(i, threading.current_thread().name) for i in range(3)]
+    with thread_budget(3):
+        assert threads_lent() == 3
+        out = thread_map(slow_name, range(3))
+    assert [i for i, _ in out] == [0, 1, 2]
+    assert all(name.startswith("subject") for _, name in out) and len({name for _, name in out}) > 1
+    assert threads_lent() == 1
+
+
+def test_thread_map_inside_a_lent_thread_runs_inline_and_errors_propagate():
+    from pipeline.workers import concurrently, thread_budget, thread_map
+
+    with thread_budget(2):
+        nested = thread_map(lambda i: thread_map(lambda j: i * 10 + j, range(3)), range(2))  # no deadlock
+        assert nested == [[0, 1, 2], [10, 11, 12]]
+
+        def fail() -> None:
+            raise ValueError("second file damaged")
+
+        with pytest.raises(ValueError, match="second file damaged"):
+            concurrently(lambda: 1, fail)
+
+
+def test_volume_histogram_and_window_are_the_same_on_any_thread_count():
+    from pipeline.slices.intensity import _integer_histogram, to_uint8
+    from pipeline.workers import thread_budget
+
+    volume = np.random.default_rng(4).integers(-1024, 3000, (96, 80, 41)).astype(np.int16)[::-1, :, ::-1]
+    spec = {"mode": "percentile", "low": 0.5, "high": 99.5}
+    low, counts = _integer_histogram(volume)
+    grey = to_uint8(volume, spec=spec)
+    with thread_budget(3):
+        low3, counts3 = _integer_histogram(volume)
+        grey3 = to_uint8(volume, spec=spec)
+    assert low == low3 == int(volume.min()) and np.array_equal(counts, counts3)
+    assert counts.sum() == volume.size and np.array_equal(grey, grey3) and grey.tobytes() == grey3.tobytes()

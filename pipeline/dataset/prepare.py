@@ -7,7 +7,6 @@ import importlib
 import json
 import re
 from collections.abc import Iterator, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -16,7 +15,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import DatasetError
-from pipeline.workers import ordered_results
+from pipeline.workers import ordered_results, thread_budget, thread_map
 from pipeline.dataset.integrity import constant_image, summarise, summarise_subject
 from pipeline.dataset.prepared import pair_paths, slice_stem
 from pipeline.slices.intensity import to_uint8
@@ -168,7 +167,7 @@ def prepare_subject(
     subject: Subject, *, size: int, letterbox: bool, intensity: Mapping[str, Any], axis: int, channels: int,
     min_foreground_pixels: int, keep_empty_fraction: float, seed: int, num_classes: int = 1,
     rgb_map: Mapping[int, Sequence[int]] | None = None, keep_all: bool = False,
-    target_spacing: float | None = None, threads: int = 1, context_slices: int = 0,
+    target_spacing: float | None = None, context_slices: int = 0,
 ) -> PreparedSubject:
     """Window/normalise the whole subject once, then slice, filter, resize and encode the kept slices.
 
@@ -179,9 +178,9 @@ def prepare_subject(
     that pixel size instead of stretching/letterboxing to the square. ``context_slices=1`` writes
     slices z-1, z, z+1 as the R, G, B channels of each image (2.5D; the border slice repeats at the
     ends, ``channels`` is then ignored); the mask is slice z's. Raises DatasetError for
-    unusable input. Slices are resized and encoded on ``threads`` threads (OpenCV, numpy and isal
-    release the GIL), so one subject uses several cores; the records and their bytes are the same
-    for any count.
+    unusable input. Slices are resized and encoded on the threads a ``workers.thread_budget`` lends
+    (OpenCV, numpy and isal release the GIL), so one subject uses several cores; the records and
+    their bytes are the same for any count.
     """
     if channels not in (1, 3):
         raise ValueError(f"channels must be 1 or 3, found {channels}")
@@ -223,29 +222,11 @@ def prepare_subject(
             int(counts[index]) < min_foreground_pixels,
         )
 
-    with _threads(threads if len(keep) > 1 else 1) as pool:
-        records = list(pool.map(record, range(len(keep))))  # in slice order whatever finishes first
+    records = thread_map(record, range(len(keep)))  # in slice order whatever finishes first
     return PreparedSubject(
         subject.subject_id, records, len(counts), {DROP_EMPTY: len(counts) - len(keep)}, kept_empty, placement,
         spacing, pixel_spacing(placement, spacing) if placement else None,
     )
-
-
-class _InThisThread:
-    """``ThreadPoolExecutor.map``'s interface, run in the calling thread (no pool for one thread)."""
-
-    @staticmethod
-    def map(fn, items):  # noqa: ANN001, ANN205
-        return map(fn, items)
-
-
-@contextlib.contextmanager
-def _threads(count: int) -> Iterator[Any]:
-    if count <= 1:
-        yield _InThisThread()
-        return
-    with ThreadPoolExecutor(count, thread_name_prefix="encode") as pool:
-        yield pool
 
 
 @dataclass(frozen=True)
@@ -260,6 +241,7 @@ class Task:
     raw: str
     options: dict  # prepare_subject keyword arguments
     filter_splits: tuple[str, ...] = ("train", "valid")  # the empty-slice filter applies here; others keep all
+    threads: int = 1  # lent to the subject: its two files read, its volume windowed and its slices encoded at once
 
 
 @dataclass
@@ -285,8 +267,9 @@ def run_task(task: Task) -> Outcome:
     """Load, prepare and write one subject's PNGs under ``<out>/<split>/``; bad input becomes ``error``."""
     ref = task.ref
     try:
-        subject = importlib.import_module(task.reader).load(ref, **task.reader_options)
-        prepared = prepare_subject(subject, **task.options, keep_all=task.split not in task.filter_splits)
+        with thread_budget(task.threads):
+            subject = importlib.import_module(task.reader).load(ref, **task.reader_options)
+            prepared = prepare_subject(subject, **task.options, keep_all=task.split not in task.filter_splits)
     except DatasetError as err:
         return Outcome(ref.subject_id, task.split, error=str(err))
     except Exception as err:  # noqa: BLE001  (a library error no reader wrapped: still one subject's problem)

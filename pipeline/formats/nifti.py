@@ -235,6 +235,8 @@ def _unexpected_labels(data: np.ndarray, allowed: np.ndarray) -> tuple[np.ndarra
     faster than ``np.isin`` on a 512x512x120 volume); anything else, or a failed check, the full one.
     """
     if data.dtype.kind in "ui" and data.size and np.array_equal(allowed, np.arange(allowed[-1] + 1)):
+        if np.iinfo(data.dtype).min >= 0 and np.iinfo(data.dtype).max <= allowed[-1]:  # uint8 vs 0..255
+            return allowed[:0], 0
         if data.min() >= 0 and data.max() <= allowed[-1]:
             return allowed[:0], 0
     bad = ~np.isin(data, allowed)

@@ -9,6 +9,7 @@ import cv2
 import numpy as np
 
 from pipeline.slices.slicing import forward
+from pipeline.workers import thread_map, threads_lent
 
 MODES: dict[str, tuple[str, ...]] = {"none": (), "window": ("center", "width"), "percentile": ("low", "high")}
 # ``intensity: {mode: auto}``: the spec a modality gets when the dataset does not say (CT: a soft-tissue
@@ -45,12 +46,15 @@ def _linear_to_uint8(values: np.ndarray, *, lo: float, hi: float) -> np.ndarray:
         return out[flips]
     slow, step = _slabs(values)
     src, dst = np.moveaxis(values, slow, 0), np.moveaxis(out, slow, 0)
-    for start in range(0, src.shape[0], step):
+
+    def scale_slab(start: int) -> None:  # each slab its own output: any thread, any order, same bytes
         chunk = src[start : start + step].astype(np.float32)
         chunk *= scale
         chunk += offset
         np.clip(chunk, 0.0, 255.0, out=chunk)
         dst[start : start + step] = chunk  # float -> uint8 truncates, i.e. floors values >= 0
+
+    thread_map(scale_slab, range(0, src.shape[0], step))
     return out[flips]
 
 
@@ -71,14 +75,21 @@ _MAX_BINS = 1 << 20  # integer volumes spanning more values than this take np.pe
 
 def _small_integer_counts(flat: np.ndarray, low: int, span: int) -> np.ndarray:
     """Counts of ``low .. low + span - 1`` in a flat run of <= 16-bit integers, by OpenCV's histogram
-    on the values' unsigned view minus ``low`` (modular arithmetic, exact: every value lies in the span)."""
+    on the values' unsigned view minus ``low`` (modular arithmetic, exact: every value lies in the span).
+    Split into one part per lent thread; integer sums, so the counts do not depend on the split."""
     unsigned = flat.view(np.uint8 if flat.dtype.itemsize == 1 else np.uint16)
     offset = unsigned.dtype.type(low % (1 << (8 * unsigned.dtype.itemsize)))
-    counts = np.zeros(span, np.int64)
-    for start in range(0, flat.size, _HIST_RUN):
-        part = np.subtract(unsigned[start : start + _HIST_RUN], offset, dtype=unsigned.dtype)
-        counts += cv2.calcHist([part.reshape(-1, 1)], [0], None, [span], [0, span]).ravel().astype(np.int64)
-    return counts
+
+    def count(bounds: tuple[int, int]) -> np.ndarray:
+        counts = np.zeros(span, np.int64)
+        for start in range(bounds[0], bounds[1], _HIST_RUN):
+            part = np.subtract(unsigned[start : min(start + _HIST_RUN, bounds[1])], offset, dtype=unsigned.dtype)
+            counts += cv2.calcHist([part.reshape(-1, 1)], [0], None, [span], [0, span]).ravel().astype(np.int64)
+        return counts
+
+    parts = threads_lent()
+    return np.sum(thread_map(count, [(flat.size * i // parts, flat.size * (i + 1) // parts) for i in range(parts)]),
+                  axis=0)
 
 
 def _integer_histogram(values: np.ndarray) -> tuple[int, np.ndarray] | None:

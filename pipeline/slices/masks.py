@@ -6,6 +6,8 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
+from pipeline.slices.slicing import forward
+
 RgbMap = Mapping[int, Sequence[int]]
 
 
@@ -21,7 +23,7 @@ def _check_labels(labels: np.ndarray, num_classes: int) -> None:
 
 def check_labels(labels: np.ndarray, *, num_classes: int) -> None:
     """Raise ValueError when ``labels`` hold a class above ``num_classes`` (cheap max first)."""
-    if labels.size and int(np.max(labels)) > num_classes:
+    if labels.size and int(np.max(forward(labels))) > num_classes:
         _check_labels(labels, num_classes)
 
 

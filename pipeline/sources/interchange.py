@@ -13,6 +13,7 @@ import numpy as np
 from pipeline.errors import DatasetError, UsageError
 from pipeline.formats.nifti import MAX_VOLUME_BYTES, check_same_grid, load_label_volume, load_volume
 from pipeline.sources.subject import Subject
+from pipeline.workers import concurrently
 
 PNG_CHANNELS = (1, 3)  # a PNG holds grey or colour: one channel, or three stacked as R, G, B
 
@@ -110,8 +111,10 @@ def count_classes(mapping: Mapping[int, int] | None, found: Sequence[int]) -> in
 def load_case(subject_id: str, images: Sequence[tuple[Path, int | None]], label: Path, *, allowed: Sequence[int],
               lut: np.ndarray, modality: str, tol: float, max_bytes: int = MAX_VOLUME_BYTES) -> Subject:
     """One case: the selected channel volumes (stacked last when three), the label mapped to classes."""
-    volumes = [load_volume(path, channel=channel, max_bytes=max_bytes) for path, channel in images]
-    mask = load_label_volume(label, allowed_labels=allowed, max_bytes=max_bytes)
+    *volumes, mask = concurrently(  # on the threads the stage lends, if any
+        *[lambda path=path, channel=channel: load_volume(path, channel=channel, max_bytes=max_bytes)
+          for path, channel in images],
+        lambda: load_label_volume(label, allowed_labels=allowed, max_bytes=max_bytes))
     for (path, _), volume in zip(images, volumes):
         check_same_grid(path, volume.affine, volume.array.shape, label, mask.affine, mask.array.shape, tol=tol)
     first = volumes[0]

@@ -11,6 +11,7 @@ from pipeline.errors import DatasetError
 from pipeline.formats.nifti import ANY_LABEL, MAX_VOLUME_BYTES, check_same_grid, load_label_volume, load_volume
 from pipeline.sources.scans import nifti_scans
 from pipeline.sources.subject import Subject, SubjectRef
+from pipeline.workers import concurrently
 
 EXPECTED = "Task02_Heart/dataset.json with imagesTr/la_XXX.nii.gz and labelsTr/la_XXX.nii.gz"
 
@@ -152,8 +153,9 @@ def load(ref: SubjectRef, *, grid_tolerance: float = 0.01, max_volume_bytes: int
     """Read one case's image and left-atrium label in RAS+ canonical order, checking they share a grid
     (spacing and origin within ``grid_tolerance`` of a voxel, see ``pipeline.formats.nifti.check_same_grid``)."""
     image_path, label_path = (Path(p) for p in ref.files)
-    image = load_volume(image_path, max_bytes=max_volume_bytes)
-    label = load_label_volume(label_path, allowed_labels=ANY_LABEL, max_bytes=max_volume_bytes)  # num_classes: prepare
+    image, label = concurrently(  # on two threads when the stage lends them; num_classes is checked in prepare
+        lambda: load_volume(image_path, max_bytes=max_volume_bytes),
+        lambda: load_label_volume(label_path, allowed_labels=ANY_LABEL, max_bytes=max_volume_bytes))
     check_same_grid(
         image_path, image.affine, image.array.shape, label_path, label.affine, label.array.shape, tol=grid_tolerance
     )
