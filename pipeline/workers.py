@@ -36,7 +36,8 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor, ThreadPoolExecutor
 from typing import Any, TypeVar
 
-__all__ = ["START_METHOD", "concurrently", "ordered_results", "thread_budget", "thread_map", "threads_lent"]
+__all__ = ["START_METHOD", "concurrently", "ordered_results", "start_early", "thread_budget", "thread_map",
+           "threads_lent"]
 
 T = TypeVar("T")
 R = TypeVar("R")
@@ -79,6 +80,18 @@ def _start_worker(stage_pid: int, initializer: Callable[..., None] | None, inita
     _die_with_parent(stage_pid)
     if initializer is not None:
         initializer(*initargs)
+
+
+def start_early(preload: Sequence[str]) -> None:
+    """Start the forkserver now, importing ``preload`` in it, so those imports (~0.3 s) run beside the
+    caller's own work (reading params, listing subjects) instead of after it. Only for callers about to
+    use ``ordered_results`` with several jobs and the same ``preload``; nothing to do under spawn."""
+    if START_METHOD != "forkserver":
+        return
+    from multiprocessing import forkserver
+
+    multiprocessing.get_context(START_METHOD).set_forkserver_preload(list(preload))
+    forkserver.ensure_running()
 
 
 @contextlib.contextmanager

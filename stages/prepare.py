@@ -49,6 +49,11 @@ def main(argv: list[str] | None = None) -> None:
     options = {k: prep[k] for k in OPTIONS if k in prep}
     options.update(size=int(params.get("image_size", 512)), seed=int(prep.get("seed", params.get("seed", 0))))
     jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
+    if jobs > 1:  # the workers' imports run beside the listing and splitting below
+        from pipeline.dataset.prepare import worker_modules
+        from pipeline.workers import start_early
+
+        start_early(worker_modules([reader.__name__]))
     where = f"{args.params}: datasets.{key}.prepare"
     reader_options = prep.get("reader") or {}
     # generic readers (msd, nnunet) know the modality and the classes from the dataset's own json

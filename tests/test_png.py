@@ -49,3 +49,57 @@ def test_a_slice_is_smaller_than_raw_and_near_opencvs_size():
 @pytest.mark.parametrize("array", [np.zeros((4, 4), np.uint16), np.zeros((4, 4, 4), np.uint8)])
 def test_other_dtypes_and_channels_go_to_opencv(array):
     assert encode_png(array) == cv2.imencode(".png", array)[1].tobytes()
+
+
+# --- reading back -----------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("shape", [(37, 53), (16, 16, 3), (1, 1), (512, 512)])
+def test_read_png_of_our_files_equals_cv2_imread(tmp_path, shape):
+    from pipeline.slices.png import _decode_simple, read_png
+
+    array = np.random.default_rng(sum(shape)).integers(0, 256, shape, dtype=np.uint8)
+    path = tmp_path / "a.png"
+    path.write_bytes(encode_png(array))
+    assert _decode_simple(path.read_bytes()) is not None  # the fast path, not OpenCV's
+    got = read_png(path)
+    assert got.dtype == np.uint8 and got.shape == array.shape and np.array_equal(got, array)
+    assert np.array_equal(got, cv2.imread(str(path), cv2.IMREAD_UNCHANGED))
+
+
+@pytest.mark.parametrize("write", ["cv2-level9", "pil-paeth", "pil-palette", "cv2-16bit"])
+def test_read_png_of_other_files_is_whatever_cv2_reads(tmp_path, write):
+    from PIL import Image
+
+    from pipeline.slices.png import read_png
+
+    rng = np.random.default_rng(5)
+    grey = cv2.GaussianBlur(rng.integers(0, 256, (64, 48), dtype=np.uint8), (5, 5), 0)
+    path = tmp_path / "b.png"
+    if write == "cv2-level9":
+        cv2.imwrite(str(path), grey, [cv2.IMWRITE_PNG_COMPRESSION, 9])
+    elif write == "pil-paeth":  # PIL's adaptive filters use up, average and Paeth rows too
+        Image.fromarray(grey).save(path, optimize=True)
+    elif write == "pil-palette":
+        Image.fromarray(grey).convert("P").save(path)
+    else:
+        cv2.imwrite(str(path), grey.astype(np.uint16) * 257)
+    expected = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    got = read_png(path)
+    assert got.dtype == expected.dtype and np.array_equal(got, expected)
+
+
+def test_read_png_refuses_what_cv2_refuses(tmp_path):
+    from pipeline.slices.png import read_png
+
+    good = encode_png(np.full((20, 20), 7, np.uint8))
+    (tmp_path / "cut.png").write_bytes(good[: len(good) // 2])
+    corrupt = bytearray(good)
+    corrupt[40] ^= 0xFF  # inside the IDAT data: its CRC no longer matches
+    (tmp_path / "crc.png").write_bytes(bytes(corrupt))
+    (tmp_path / "text.png").write_text("not a png")
+    assert read_png(tmp_path / "missing.png") is None
+    for name in ("cut.png", "text.png"):
+        assert read_png(tmp_path / name) is None and cv2.imread(str(tmp_path / name), cv2.IMREAD_UNCHANGED) is None
+    got = read_png(tmp_path / "crc.png")  # the fast path refuses it; OpenCV then decides, as cv2.imread would
+    expected = cv2.imread(str(tmp_path / "crc.png"), cv2.IMREAD_UNCHANGED)
+    assert (got is None and expected is None) or np.array_equal(got, expected)

@@ -6,7 +6,7 @@ import contextlib
 import importlib
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
@@ -340,8 +340,12 @@ def outcomes_in_order(tasks: Sequence[Task], *, jobs: int) -> contextlib.Abstrac
     The project's worker pool: leaving early (e.g. the first error under ``on_error: fail``)
     cancels the subjects not started, and workers die with the stage.
     """
-    preload = ["pipeline.dataset.prepare", *sorted({t.reader for t in tasks})]
-    return ordered_results(run_task, tasks, jobs=jobs, preload=preload)
+    return ordered_results(run_task, tasks, jobs=jobs, preload=worker_modules({t.reader for t in tasks}))
+
+
+def worker_modules(readers: Iterable[str]) -> list[str]:
+    """What a prepare worker imports before its first subject (``workers.start_early`` takes the same)."""
+    return ["pipeline.dataset.prepare", *sorted(readers)]
 
 
 def save_pictures(reports: Path, out: Path, rows: Sequence[Mapping[str, Any]], stats: Mapping, *, title: str,

@@ -26,6 +26,7 @@ import numpy as np
 from pipeline.dataset.split import SPLITS
 from pipeline.errors import DatasetError
 from pipeline.slices.masks import RgbMap, decode_mask, encode_mask
+from pipeline.slices.png import read_png
 
 IMAGES, MASKS, SUFFIX = "images", "masks", ".png"
 MANIFEST = "manifest.csv"
@@ -145,7 +146,7 @@ def read_mask(path: Path, *, num_classes: int) -> np.ndarray:
     One class: 0/255 only (any other value is an error, not foreground); several: indices
     ``0..num_classes``. Raises DatasetError naming the file.
     """
-    png = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
+    png = read_png(path)
     if png is None:
         raise DatasetError(path, "cannot be read as a PNG mask; expected a mask written by prepare")
     try:
