@@ -90,8 +90,18 @@ def start_early(preload: Sequence[str]) -> None:
         return
     from multiprocessing import forkserver
 
-    multiprocessing.get_context(START_METHOD).set_forkserver_preload(list(preload))
-    forkserver.ensure_running()
+    multiprocessing.get_context(START_METHOD).set_forkserver_preload(["pipeline.worker_server", *preload])
+    # An ignored SIGINT survives exec and Python then installs no KeyboardInterrupt handler: the server
+    # never sees the terminal's Ctrl-C (during its imports it would print a traceback and die). This
+    # process ignores it only for the few milliseconds of the fork and exec.
+    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
+        forkserver.ensure_running()
+        return
+    previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
+    try:
+        forkserver.ensure_running()
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 @contextlib.contextmanager
@@ -111,8 +121,7 @@ def ordered_results(
         yield map(fn, items)
         return
     context = multiprocessing.get_context(START_METHOD)
-    if START_METHOD == "forkserver" and preload:
-        context.set_forkserver_preload(list(preload))
+    start_early(preload)  # a no-op when the caller already started the server
     pool = ProcessPoolExecutor(max_workers=min(jobs, len(items)), mp_context=context,
                                initializer=_start_worker, initargs=(os.getpid(), initializer, tuple(initargs)))
     try:

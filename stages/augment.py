@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from pipeline.writers import atomic_dir
+from pipeline.workers import start_early
 from stages.common import base_parser, dataset_params, resolve_jobs, stage_edge
 
 MONTAGE_SAMPLES = 8
@@ -19,15 +20,17 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--n-jobs", type=int, help="worker processes; 0 = all cores (default: params n_jobs)")
     args = parser.parse_args(argv)
 
+    jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else dataset_params(args.dataset, args.params).get("n_jobs"))
+    if jobs > 1:  # the workers' server imports albumentations beside this process doing the same
+        start_early(["pipeline.dataset.augment"])
     # albumentations, OpenCV and matplotlib: only once the flags are read, so --help stays fast
     import cv2
 
     from pipeline.dataset.augment import augment_set, spec_problems
     from pipeline.reports.plots import save_montage
 
-    params = dataset_params(args.dataset, args.params, spec_problems=spec_problems)
+    params = dataset_params(args.dataset, args.params, spec_problems=spec_problems)  # transforms checked too
     options = dict(params.get("augment") or {})
-    jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
 
     with atomic_dir(args.out, inputs=[args.src]) as tmp:
         rows = augment_set(

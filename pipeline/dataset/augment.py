@@ -406,7 +406,7 @@ def augment_set(
     # while this process copies the other splits and the originals
     with ordered_results(_augment_file, tasks, jobs=n_jobs, initializer=_init_worker, initargs=(list(specs),),
                          preload=["pipeline.dataset.augment"],
-                         chunksize=len(tasks) // (8 * max(1, n_jobs))) as results:
+                         chunksize=len(tasks) // (32 * max(1, n_jobs))) as results:  # small: even finish
         for entry in sorted(src.iterdir()):
             if entry.name != "train":
                 _copy_through(entry, out / entry.name)
