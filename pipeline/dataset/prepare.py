@@ -296,13 +296,12 @@ def run_task(task: Task) -> Outcome:
         "axis": task.options["axis"] if subject.layout == "volume" else 0,
         "affine": None if subject.affine is None else np.asarray(subject.affine, dtype=float).round(6).tolist(),
         "spacing": [float(s) for s in subject.spacing], "slice_names": list(subject.slice_names or []),
-        # axes whose spacing the source does not give (e.g. a NIfTI pixdim of 1 with no orientation)
+        # axes whose spacing the source does not give (e.g. a NIfTI pixdim of 1 with no orientation):
+        # spacing then holds placeholders and metrics stay in pixels
         "spacing_unknown": [int(a) for a in subject.meta.get("spacing_unknown", ())],
         # axis codes of the source label file as stored, so infer writes its volumes the same way
         "mask_orientation": subject.meta.get("mask_orientation") or subject.orientation,
         "placement": prepared.placement.to_dict() if prepared.placement else None, "slices": slices,
-        # axes whose spacing the source does not give (spacing then holds placeholders, metrics stay in pixels)
-        "spacing_unknown": [int(a) for a in subject.meta.get("spacing_unknown", ())],
     }
     integrity = summarise_subject(subject, expected_labels=range(int(task.options.get("num_classes", 1)) + 1))
     integrity["sources"] = [relative_source(s, task.raw) for s in subject.sources]  # same wherever raw lives
