@@ -35,8 +35,8 @@ def main(argv: list[str] | None = None) -> None:
     tmp = args.out.parent / f".tmp-{args.out.name}"
     tmp.write_text(json.dumps(summary, indent=2) + "\n")
     tmp.replace(args.out)  # whole or not at all
-    dice = summary.get("dice") or {}
-    print(f"cv@{args.dataset}: {count} folds, test dice {dice.get('mean', float('nan')):.3f} "
+    dice = summary.get("dice_volume") or {}
+    print(f"cv@{args.dataset}: {count} folds, test volume dice {dice.get('mean', float('nan')):.3f} "
           f"± {dice.get('std', float('nan')):.3f} (sample std) -> {args.out}")
 
 

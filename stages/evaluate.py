@@ -1,7 +1,8 @@
 """evaluate@<key>: score the trained model on the prepared test split (never augmented).
 
-eval.json holds the headline metrics (per-subject volume Dice first, distances with their unit);
-details.json the counts and pooled figures; per_image.csv and per_subject.csv every row.
+eval.json holds the two headline metrics, `dvc exp show` columns (per-subject volume Dice, HD95 with
+its unit); details.json the other figures, counts and per-class figures; per_image.csv and
+per_subject.csv every row.
 """
 
 from __future__ import annotations
@@ -88,8 +89,8 @@ def main(argv: list[str] | None = None) -> None:
     s, d = scores.summary, scores.details
     unit = d["distance_unit"]
     print(f"evaluate@{args.dataset}: {d['n_images']} {args.split} images of {d['n_subjects']} subjects: "
-          f"volume dice {s['dice_volume']:.3f}, hd95 {s[f'hd95_{unit}']:.1f} {unit}, msd {s[f'msd_{unit}']:.1f} {unit}, "
-          f"image dice {s['dice_image']:.3f} over {d['n_images_scored']} images with foreground, "
+          f"volume dice {s['dice_volume']:.3f}, hd95 {s[f'hd95_{unit}']:.1f} {unit}, msd {d[f'msd_{unit}']:.1f} {unit}, "
+          f"image dice {d['dice_image']:.3f} over {d['n_images_scored']} images with foreground, "
           f"{d['n_empty_truth_images_with_prediction']} of {d['n_empty_truth_images']} empty slices given some; "
           f"wrote {args.out / 'eval.json'}")
 

@@ -18,9 +18,9 @@ def test_aggregate_reports_mean_and_sample_std_and_skips_undefined_folds():
     got = aggregate([{"dice": 0.5, "hd95": None, "n_images": 10, "n_subjects": 2, "name": "x"},
                      {"dice": 0.7, "hd95": 4.0, "n_images": 12, "n_subjects": 2}])
     assert got["folds"] == 2 and "name" not in got and got["n_subjects"] == 2
-    assert got["n_images"] == {"mean": 11.0, "std": 1.414214, "min": 10.0, "max": 12.0}
-    assert got["dice"] == {"mean": 0.6, "std": 0.141421, "min": 0.5, "max": 0.7}
-    assert got["hd95"] == {"mean": 4.0, "std": 0.0, "min": 4.0, "max": 4.0}
+    assert got["n_images"] == {"mean": 11.0, "std": 1.414214}
+    assert got["dice"] == {"mean": 0.6, "std": 0.141421}  # mean and std only: each key is an exp show column
+    assert got["hd95"] == {"mean": 4.0, "std": 0.0}
     assert aggregate([{"hd95": None}])["hd95"] is None
     with pytest.raises(ValueError, match="no folds"):
         aggregate([])
@@ -66,10 +66,10 @@ def test_cross_validation_of_one_dataset_end_to_end(dvc_repo):
         assert (dvc_repo / f"data/folds/lasc/{k}/augmented/train/images").is_dir()
         assert (dvc_repo / f"artifacts/lasc/folds/{k}/model.keras").is_file()
         scores.append(json.loads((dvc_repo / f"metrics/lasc/folds/{k}/eval.json").read_text()))
+    assert all(list(s) == ["dice_volume", "hd95_mm"] for s in scores)  # each fold: the two headline metrics
     cv = json.loads((dvc_repo / "metrics/lasc/cv.json").read_text())
-    assert cv["folds"] == 2
+    assert list(cv) == ["folds", "dice_volume", "hd95_mm"] and cv["folds"] == 2
     assert cv["dice_volume"]["mean"] == pytest.approx(sum(s["dice_volume"] for s in scores) / 2, abs=1e-6)
-    assert cv["dice_volume"]["min"] == pytest.approx(min(s["dice_volume"] for s in scores), abs=1e-6)
 
     assert json.loads((prepared / "dataset.json").read_text())["channels"] == 3
     assert load_model(dvc_repo / "artifacts/lasc/folds/0/model.keras").input_shape[-1] == 3
@@ -126,11 +126,13 @@ def test_cv_stage_needs_every_fold_and_ignores_leftovers(tmp_path, capsys):
     write_splits(tmp_path / "prepared" / "splits.json", plan)
     for k, dice in ((0, 0.8), (1, 0.9), (2, 0.1)):  # fold 2: left over from an earlier 3-fold run
         (tmp_path / "folds" / str(k)).mkdir(parents=True)
-        (tmp_path / "folds" / str(k) / "eval.json").write_text(json.dumps({"dice": dice}))
+        (tmp_path / "folds" / str(k) / "eval.json").write_text(json.dumps({"dice_volume": dice, "hd95_px": None}))
     argv = ["--dataset", "x", "--prepared", str(tmp_path / "prepared"), "--folds", str(tmp_path / "folds"),
             "--out", str(tmp_path / "cv.json")]
     stage.main(argv)
-    assert json.loads((tmp_path / "cv.json").read_text())["dice"]["mean"] == 0.85
+    assert json.loads((tmp_path / "cv.json").read_text()) == {"folds": 2, "dice_volume": {"mean": 0.85, "std": 0.070711},
+                                                               "hd95_px": None}
+    assert "cv@x: 2 folds, test volume dice 0.850 ± 0.071 (sample std)" in capsys.readouterr().out
     (tmp_path / "folds" / "1" / "eval.json").unlink()
     with pytest.raises(SystemExit) as err:
         stage.main(argv)

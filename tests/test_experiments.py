@@ -1,4 +1,5 @@
-"""A real `dvc exp run -S` on a tiny config shows up in `dvc exp show --json` with its params and metrics."""
+"""A real `dvc exp run -S` on a tiny config shows up in `dvc exp show` with its params and its two
+headline metrics, and `--only-changed` gives a table that fits a terminal."""
 
 from __future__ import annotations
 
@@ -29,6 +30,12 @@ def _revs(entries: list[dict]):
         for exp in entry.get("experiments") or []:
             for rev in exp.get("revs", []):
                 yield rev.get("name") or rev["rev"], rev["data"]
+
+
+def _metric_columns(entries: list[dict]) -> set[str]:
+    """The metric columns `dvc exp show` draws from its JSON: every file:key of every revision."""
+    return {f"{path}:{key}" for _, data in _revs(entries)
+            for path, metric in (data.get("metrics") or {}).items() for key in (metric.get("data") or {})}
 
 
 def _check_volumes(repo) -> None:
@@ -75,9 +82,18 @@ def test_exp_run_set_param_appears_in_exp_show(dvc_repo):
         effective = {**params["defaults"]["evaluate"], **params["datasets"]["lasc"]["evaluate"]}
         assert effective["threshold"] == threshold
         metrics = data["metrics"]["metrics/lasc/eval.json"]["data"]
-        assert list(metrics)[:4] == ["dice_volume", "hd95_mm", "msd_mm", "dice_image"] and len(metrics) <= 6
+        assert list(metrics) == ["dice_volume", "hd95_mm"]
         assert 0.0 <= metrics["dice_volume"] <= 1.0
+    # the headline pair is every metric column: train.json (an output) and details.json are not
+    assert _metric_columns(shown) == {"metrics/lasc/eval.json:dice_volume", "metrics/lasc/eval.json:hd95_mm"}
     # the workspace holds the last experiment's outputs: at threshold 0 nothing is missed
     assert json.loads((dvc_repo / "metrics/lasc/details.json").read_text())["recall_pixels"] == 1.0
     assert revs["thr0"]["metrics"]["metrics/lasc/eval.json"]["data"] != \
         revs["main"]["metrics"]["metrics/lasc/eval.json"]["data"]
+
+    # one param changed: --only-changed shows it and the metrics it moved, not the ~150 columns
+    header = dvc(dvc_repo, "exp", "show", "--csv", "--only-changed").stdout.splitlines()[0].split(",")
+    assert "datasets.lasc.evaluate.threshold" in header, header
+    assert {c.rsplit(":", 1)[-1] for c in header} >= {"dice_volume", "hd95_mm"}, header
+    assert len(header) <= 20, header
+    print(f"exp show --only-changed: {len(header)} columns: {header}")

@@ -8,8 +8,9 @@ from collections.abc import Mapping, Sequence
 
 
 def aggregate(folds: Sequence[Mapping[str, object]]) -> dict[str, object]:
-    """``{metric: {"mean", "std", "min", "max"}}`` over the folds for every numeric metric, plus ``folds``;
-    counts (``n_*``) equal in every fold are reported once as they are.
+    """``{metric: {"mean", "std"}}`` over the folds for every numeric metric, plus ``folds``; counts
+    (``n_*``) equal in every fold are reported once as they are. Mean and std only: every key is a
+    ``dvc exp show`` column (each fold's own figures stay in its eval.json).
 
     ``std`` is the sample standard deviation (n - 1), 0 for one fold. Folds where a metric is
     undefined (null, e.g. HD95 with no non-empty pair) are left out of that metric; a metric undefined
@@ -32,7 +33,5 @@ def aggregate(folds: Sequence[Mapping[str, object]]) -> dict[str, object]:
         out[name] = {
             "mean": round(statistics.fmean(values), 6),
             "std": round(statistics.stdev(values), 6) if len(values) > 1 else 0.0,
-            "min": round(min(values), 6),
-            "max": round(max(values), 6),
         }
     return out

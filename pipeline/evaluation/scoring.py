@@ -23,8 +23,8 @@ class SplitScores:
 
     images: list[dict] = field(default_factory=list)
     subjects: list[dict] = field(default_factory=list)
-    summary: dict = field(default_factory=dict)  # eval.json: few headline metrics, named with unit and level
-    details: dict = field(default_factory=dict)  # counts, units, pooled and per-class figures
+    summary: dict = field(default_factory=dict)  # eval.json: the headline Dice and HD95, named with their unit
+    details: dict = field(default_factory=dict)  # details.json: other figures, counts, units, per-class figures
     kept: dict[str, tuple[Path, np.ndarray, np.ndarray]] = field(default_factory=dict)
 
 
@@ -81,11 +81,12 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
                 progress: Callable = lambda it, **_: it) -> SplitScores:
     """Predict every image of ``split_dir`` at the model's size and score it per image and per subject.
 
-    Per image (2D, on the stored mask's grid): Dice, IoU, precision, recall; the headline
-    ``dice_image`` averages the images where truth or prediction shows foreground (an empty
-    slice predicted empty says nothing; one predicted with foreground scores 0).
     Per subject (3D, on the source grid rebuilt with ``geometry``, prepare's geometry.json):
-    Dice, HD95 and mean surface distance, in mm for volumes and in pixels for 2D sources.
+    Dice, HD95 and mean surface distance, in mm for volumes and in pixels for 2D sources; their
+    means ``dice_volume`` and ``hd95_<unit>`` are the summary (eval.json), the rest goes to details.
+    Per image (2D, on the stored mask's grid): Dice, IoU, precision, recall; ``dice_image``
+    averages the images where truth or prediction shows foreground (an empty slice predicted
+    empty says nothing; one predicted with foreground scores 0).
     ``dice_seeds_style`` / ``_bg`` are the seeds' soft batch Dice at the model's size without and
     with the background channel. ``keep`` names stems whose ``(image path, truth, prediction)``
     are returned for pictures.
@@ -134,17 +135,17 @@ def score_split(model, split_dir: Path, *, subjects: Mapping[str, str], input_si
     out.subjects.sort(key=lambda row: row["subject"])
     with_foreground = [r for r in out.images if not r["empty_empty"]]
     empty_truth = [r for r in out.images if r["tp"] + r["fn"] == 0]
-    out.summary = {
+    out.summary = {  # two per dataset: every key here is a `dvc exp show` column of every experiment
         "dice_volume": _mean(s["dice_volume"] for s in out.subjects),
         f"hd95_{unit}": _mean(s.get(f"hd95_{unit}", float("nan")) for s in out.subjects),
-        f"msd_{unit}": _mean(s.get(f"msd_{unit}", float("nan")) for s in out.subjects),
-        "dice_image": float(np.mean([r["dice"] for r in with_foreground])) if with_foreground else float("nan"),
-        "dice_seeds_style": ev.seeds_dice(seeds),
-        "dice_seeds_style_bg": ev.seeds_dice(seeds_bg),
     }
     out.details = {
         "headline": "dice_volume",
         "distance_unit": unit,
+        f"msd_{unit}": _mean(s.get(f"msd_{unit}", float("nan")) for s in out.subjects),
+        "dice_image": float(np.mean([r["dice"] for r in with_foreground])) if with_foreground else float("nan"),
+        "dice_seeds_style": ev.seeds_dice(seeds),
+        "dice_seeds_style_bg": ev.seeds_dice(seeds_bg),
         "truth_on_source_grid_exact": all(restores_exactly(geometry[s["subject"]]) for s in out.subjects
                                           if s["subject"] in geometry),
         "n_images": len(stems),
