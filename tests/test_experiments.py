@@ -67,6 +67,7 @@ def test_exp_run_set_param_appears_in_exp_show(dvc_repo):
     _check_volumes(dvc_repo)
     run(["git", "add", "-A"], dvc_repo)
     run(["git", "commit", "-q", "-m", "tiny baseline"], dvc_repo)
+    details = (dvc_repo / "metrics/lasc/details.json").read_text()
 
     # threshold 0: every pixel predicted foreground, so recall is exactly 1 whatever the model learnt
     proc = dvc(dvc_repo, "exp", "run", "evaluate@lasc", "-n", "thr0", "-S", "++datasets.lasc.evaluate.threshold=0.0")
@@ -97,3 +98,10 @@ def test_exp_run_set_param_appears_in_exp_show(dvc_repo):
     assert {c.rsplit(":", 1)[-1] for c in header} >= {"dice_volume", "hd95_mm"}, header
     assert len(header) <= 20, header
     print(f"exp show --only-changed: {len(header)} columns: {header}")
+
+    # details.json (the figures eval.json no longer holds) is cached like eval.json: checking the
+    # baseline out again restores the pair together, not the experiment's details beside main's eval.json
+    run(["git", "checkout", "--", "params.yaml", "dvc.lock"], dvc_repo)
+    dvc(dvc_repo, "checkout", "evaluate@lasc")
+    assert (dvc_repo / "metrics/lasc/details.json").read_text() == details
+    assert "Data and pipelines are up to date." in dvc(dvc_repo, "status", "evaluate@lasc").stdout
