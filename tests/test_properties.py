@@ -227,3 +227,15 @@ def test_fractional_volumes_take_numpy_percentiles():
     volume = np.array([0.0, 1.5, 2.0, 7.25], np.float32)
     assert _integer_histogram(volume) is None
     assert percentile_range(volume, low=10, high=90) == tuple(float(v) for v in np.percentile(volume[1:], [10, 90]))
+
+
+@SETTINGS
+@given(values=st.one_of(
+    hnp.arrays(np.float32, st.integers(1, 300), elements=st.floats(-1e4, 1e4, width=32)),
+    hnp.arrays(np.int16, st.integers(1, 300)),
+    hnp.arrays(np.float64, st.integers(1, 50), elements=st.floats(-1e6, 1e6))),
+    percents=st.lists(st.floats(0, 100), min_size=1, max_size=4))
+def test_sorted_percentiles_equal_numpy_bit_for_bit(values, percents):
+    from pipeline.slices.intensity import sorted_percentiles
+
+    assert sorted_percentiles(values, percents) == [float(v) for v in np.percentile(values, percents)]

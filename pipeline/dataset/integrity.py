@@ -8,6 +8,7 @@ import cv2
 import numpy as np
 
 from pipeline.errors import DatasetError
+from pipeline.slices.intensity import sorted_percentiles
 from pipeline.slices.slicing import forward
 from pipeline.sources.subject import Subject
 
@@ -30,7 +31,7 @@ def _percentiles(image: np.ndarray) -> list[float | None]:
         sample = sample[np.isfinite(sample)]
     elif sample.dtype.itemsize <= 2:  # a reader keeps small integers as stored: their float32 values, exact
         sample = sample.astype(np.float32)
-    return [float(v) for v in np.percentile(sample, PERCENTILES)] if sample.size else [None] * len(PERCENTILES)
+    return sorted_percentiles(sample, PERCENTILES) if sample.size else [None] * len(PERCENTILES)
 
 
 def _labels(mask: np.ndarray) -> list[int]:

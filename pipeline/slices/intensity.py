@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import cv2
@@ -144,6 +144,15 @@ def _lerp_like_numpy(
     result = np.add(a, diff * gamma)
     np.subtract(b, diff * (1 - gamma), out=result, where=gamma >= 0.5, casting="unsafe")
     return [float(v) for v in result]
+
+
+def sorted_percentiles(values: np.ndarray, percents: Sequence[float]) -> list[float]:
+    """``np.percentile(values, percents)`` bit for bit, by a sort and numpy's own interpolation: without
+    np.percentile's ``np.unique`` call, which imports ``numpy.ma`` (~15 ms) in every fresh process."""
+    ordered = np.sort(np.asarray(values).reshape(-1))
+    if not ordered.size:
+        raise ValueError("percentiles of an empty array")
+    return _lerp_like_numpy(lambda index: ordered[index], ordered.size, np.true_divide(percents, 100), ordered.dtype)
 
 
 def percentile_range(volume: np.ndarray, *, low: float, high: float, nonzero: bool = True,
