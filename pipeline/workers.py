@@ -82,6 +82,18 @@ def _start_worker(stage_pid: int, initializer: Callable[..., None] | None, inita
         initializer(*initargs)
 
 
+def _main_module() -> list[str]:
+    """The module run with ``python -m`` (e.g. ``stages.prepare``): every worker re-imports it as
+    ``__mp_main__``, so the server imports it (and what it imports) once. Never a ``__main__`` module,
+    whose import would run it."""
+    spec = getattr(sys.modules.get("__main__"), "__spec__", None)
+    name = getattr(spec, "name", None)
+    return [name] if name and name != "__main__" and not name.endswith(".__main__") else []
+
+
+_SERVER_PID = [0]  # the process that started the forkserver (a forked child must start its own)
+
+
 def start_early(preload: Sequence[str]) -> None:
     """Start the forkserver now, importing ``preload`` in it, so those imports (~0.3 s) run beside the
     caller's own work (reading params, listing subjects) instead of after it. Only for callers about to
@@ -90,18 +102,20 @@ def start_early(preload: Sequence[str]) -> None:
         return
     from multiprocessing import forkserver
 
-    multiprocessing.get_context(START_METHOD).set_forkserver_preload(["pipeline.worker_server", *preload])
+    multiprocessing.get_context(START_METHOD).set_forkserver_preload(
+        ["pipeline.worker_server", *preload, *_main_module()])
     # An ignored SIGINT survives exec and Python then installs no KeyboardInterrupt handler: the server
     # never sees the terminal's Ctrl-C (during its imports it would print a traceback and die). This
     # process ignores it only for the few milliseconds of the fork and exec.
-    if threading.current_thread() is not threading.main_thread():  # only the main thread may set handlers
-        forkserver.ensure_running()
+    if _SERVER_PID[0] == os.getpid() or threading.current_thread() is not threading.main_thread():
+        forkserver.ensure_running()  # already started by this process (or no handlers may be set here)
         return
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         forkserver.ensure_running()
     finally:
         signal.signal(signal.SIGINT, previous)
+    _SERVER_PID[0] = os.getpid()
 
 
 @contextlib.contextmanager

@@ -2,15 +2,14 @@
 
 from __future__ import annotations
 
+import os
 import sys
 from pathlib import Path
 
-from tqdm import tqdm
-
 from pipeline.errors import DatasetError, UsageError
-from pipeline.slices.intensity import check_spec, resolve_spec
-from pipeline.sources import reader_for
+from pipeline.sources import reader_for, worker_imports
 from pipeline.dataset.split import SPLITS, PinnedMismatch, plan_splits, read_splits, split_warnings, write_splits
+from pipeline.workers import start_early
 from pipeline.writers import atomic_dir
 from stages.common import base_parser, dataset_params, raw_folder, reader_name, resolve_jobs, stage_edge
 
@@ -38,6 +37,13 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     key = args.dataset
     reader = reader_for(key, reader_name(key, args.params))
+    if args.n_jobs != 1 and len(os.sched_getaffinity(0)) > 1:  # the workers' server imports beside ours below
+        start_early(["pipeline.dataset.prepare", *worker_imports(reader)])  # (idle if params say n_jobs: 1)
+    # OpenCV and tqdm: once the server started (and not for --help)
+    from tqdm import tqdm
+
+    from pipeline.slices.intensity import check_spec, resolve_spec
+
     params = dataset_params(key, args.params, reader_options=reader.Options)
     args.raw = args.raw if args.raw is not None else raw_folder(key, params)
     prep = dict(params["prepare"])
@@ -49,11 +55,6 @@ def main(argv: list[str] | None = None) -> None:
     options = {k: prep[k] for k in OPTIONS if k in prep}
     options.update(size=int(params.get("image_size", 512)), seed=int(prep.get("seed", params.get("seed", 0))))
     jobs = resolve_jobs(args.n_jobs if args.n_jobs is not None else params.get("n_jobs"))
-    if jobs > 1:  # the workers' imports run beside the listing and splitting below
-        from pipeline.dataset.prepare import worker_modules
-        from pipeline.workers import start_early
-
-        start_early(worker_modules([reader.__name__]))
     where = f"{args.params}: datasets.{key}.prepare"
     reader_options = prep.get("reader") or {}
     # generic readers (msd, nnunet) know the modality and the classes from the dataset's own json

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import csv
+import subprocess
+import sys
 import json
 from pathlib import Path
 
@@ -266,3 +268,15 @@ def test_target_spacing_gives_every_pixel_the_same_size():
                     "8bit", "stack")
     with pytest.raises(DatasetError, match="gives none"):
         prepare_subject(stack, **{**OPTIONS, "target_spacing": 1.0, "keep_empty_fraction": 1.0})
+
+
+def test_two_worker_command_prints_only_its_own_lines(lasc_raw, tmp_path):
+    """Workers re-run the stage's module (as __mp_main__) and start from a server preloading it: no
+    runpy warning, traceback or other stray line may reach the user's terminal."""
+    proc = subprocess.run([sys.executable, "-m", "stages.prepare", "--dataset", "lasc", "--raw", str(lasc_raw),
+                           "--out", str(tmp_path / "out"), "--params", str(params_file(tmp_path)), "--n-jobs", "2"],
+                          cwd=Path(__file__).resolve().parents[1], capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr
+    lines = [part.strip() for line in proc.stderr.splitlines() for part in line.split("\r") if part.strip()]
+    assert lines and all(line.startswith("prepare@lasc:") for line in lines), lines
+    assert proc.stdout.startswith("prepare@lasc:") and "pairs" in proc.stdout

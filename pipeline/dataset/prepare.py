@@ -24,6 +24,7 @@ from pipeline.slices.png import encode_png
 from pipeline.slices.resize import Placement, pixel_spacing, place_image, place_mask, placement_for
 from pipeline.slices.slicing import display_spacing, display_stack, foreground_per_slice
 from pipeline.dataset.split import unit_hash
+from pipeline.sources import worker_imports
 from pipeline.sources.subject import Subject, SubjectRef
 
 DROP_EMPTY = "below_min_foreground"
@@ -339,12 +340,12 @@ def outcomes_in_order(tasks: Sequence[Task], *, jobs: int) -> contextlib.Abstrac
     The project's worker pool: leaving early (e.g. the first error under ``on_error: fail``)
     cancels the subjects not started, and workers die with the stage.
     """
-    return ordered_results(run_task, tasks, jobs=jobs, preload=worker_modules({t.reader for t in tasks}))
+    readers = [importlib.import_module(name) for name in sorted({t.reader for t in tasks})]
+    preload = ["pipeline.dataset.prepare", *[m for reader in readers for m in worker_imports(reader)]]
+    return ordered_results(run_task, tasks, jobs=jobs, preload=preload)
 
 
-def worker_modules(readers: Iterable[str]) -> list[str]:
-    """What a prepare worker imports before its first subject (``workers.start_early`` takes the same)."""
-    return ["pipeline.dataset.prepare", *sorted(readers)]
+
 
 
 def save_pictures(reports: Path, out: Path, rows: Sequence[Mapping[str, Any]], stats: Mapping, *, title: str,

@@ -52,3 +52,9 @@ def reader_for(dataset: str, name: str) -> ModuleType:
         return get_reader(name)
     except ValueError as err:
         raise UsageError(f"datasets.{dataset}.reader: {err}; name a generic reader or a source") from None
+
+
+def worker_imports(reader: ModuleType) -> list[str]:
+    """The reader module and the libraries it imports only when it reads (its ``WORKER_IMPORTS``,
+    e.g. pydicom): a worker pool's server imports them once, instead of every worker on its first subject."""
+    return [reader.__name__, *getattr(reader, "WORKER_IMPORTS", ())]

@@ -32,6 +32,7 @@ LAYOUT = (
     "TCIA_pancreas_labels-02-05-2017/label0001.nii.gz"
 )
 PAIRINGS = ("auto", "geometry", "published")
+WORKER_IMPORTS = ("pydicom", "SimpleITK")  # imported by the DICOM reader on first use: once per worker server
 
 
 @dataclass(frozen=True)
