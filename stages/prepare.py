@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from pathlib import Path
 
@@ -37,12 +36,7 @@ def main(argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     key = args.dataset
     reader = reader_for(key, reader_name(key, args.params))
-    if args.n_jobs != 1 and len(os.sched_getaffinity(0)) > 1:  # the workers' server imports beside ours below
-        start_early(["pipeline.dataset.prepare", *worker_imports(reader)])  # (idle if params say n_jobs: 1)
-    # OpenCV and tqdm: once the server started (and not for --help)
-    from tqdm import tqdm
-
-    from pipeline.slices.intensity import check_spec, resolve_spec
+    from pipeline.slices.intensity import check_spec, resolve_spec  # OpenCV: not for --help
 
     params = dataset_params(key, args.params, reader_options=reader.Options)
     args.raw = args.raw if args.raw is not None else raw_folder(key, params)
@@ -71,7 +65,10 @@ def main(argv: list[str] | None = None) -> None:
     except ValueError as err:
         raise UsageError(f"{where}.intensity: {err}") from None
     refs = sorted(reader.discover(args.raw, **reader_options), key=lambda r: r.subject_id)
-    # matplotlib and the readers' libraries: only once the flags are read, so --help stays fast
+    if jobs > 1 and len(refs) > 1:  # subjects on several workers: their server imports beside this process
+        start_early(["pipeline.dataset.prepare", *worker_imports(reader)])
+    from tqdm import tqdm
+
     from pipeline.dataset.prepare import Outcome, Task, outcomes_in_order, save_card, save_pictures, summarize, write_json
     from pipeline.dataset.prepared import DatasetInfo, mask_encoding, write_info, write_manifest
 
