@@ -1,6 +1,8 @@
 # make demo: set up .venv and run the whole pipeline on the embedded synthetic sources.
 # make test: set up .venv and run the test suite (the CI command).
 # make test-fast: the unmarked tests only (no real dvc repro, no TensorFlow training), for the edit loop.
+# make bench: every speed figure as a ratio to a floor measured in the same run (installs med2image, the
+#   tool prepare is compared with, into .venv-m2i: it needs numpy<2 and nibabel<5).
 # make setup GPU=1: the CUDA build of the same TensorFlow instead of the CPU build (Linux x86_64,
 #   NVIDIA driver); GPU=0 goes back to the CPU build; unset keeps the build the venv has (CPU when new).
 PYTHON ?= python3.11
@@ -36,8 +38,15 @@ test: $(STAMP)
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -n 2 --dist loadgroup -m "not slow"
 
-bench: $(STAMP)
-	$(BIN)/python -m benchmarks.prepare_bench
+# med2image, the tool prepare is compared with, needs numpy<2 and nibabel<5: a venv of its own
+M2I := .venv-m2i/bin/med2image
+$(M2I): benchmarks/med2image-requirements.txt
+	$(PYTHON) -m venv .venv-m2i
+	.venv-m2i/bin/pip install --quiet -r benchmarks/med2image-requirements.txt
+	touch $(M2I)
+
+bench: $(STAMP) $(M2I)
+	$(BIN)/python -m benchmarks.prepare_bench --med2image $(M2I)
 	$(BIN)/python -m benchmarks.augment_bench
 	$(BIN)/python -m benchmarks.dvc_bench
 	$(BIN)/python -m benchmarks.train_input_bench

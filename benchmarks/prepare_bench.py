@@ -83,9 +83,9 @@ def floor(raw: Path, out: Path) -> list[str]:
 def med2image(raw: Path, out: Path, executable: str | None) -> list[str] | None:
     """med2image 2.6.6 on the first volume (images only: it writes no masks).
 
-    It needs nibabel<5 and numpy<2, so it lives in a venv of its own: ``python3.11 -m venv /tmp/m2i &&
-    /tmp/m2i/bin/pip install med2image==2.6.6 'numpy<2' 'nibabel<5' 'scipy<1.14'``, then
-    ``--med2image /tmp/m2i/bin/med2image`` (or have it on PATH).
+    It needs nibabel<5 and numpy<2, so it lives in a venv of its own: ``make bench`` builds
+    ``.venv-m2i`` from ``benchmarks/med2image-requirements.txt`` and passes ``--med2image
+    .venv-m2i/bin/med2image`` (or have it on PATH).
     """
     executable = executable or shutil.which("med2image")
     if not executable:
