@@ -87,7 +87,7 @@ def med2image(raw: Path, out: Path, executable: str | None) -> list[str] | None:
     ``.venv-m2i`` from ``benchmarks/med2image-requirements.txt`` and passes ``--med2image
     .venv-m2i/bin/med2image`` (or have it on PATH).
     """
-    executable = executable or shutil.which("med2image")
+    executable = executable if executable and Path(executable).is_file() else shutil.which("med2image")
     if not executable:
         return None
     shutil.rmtree(out, ignore_errors=True)

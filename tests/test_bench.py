@@ -27,3 +27,17 @@ def test_bench_measures_input_and_model_and_compares_them():
                      r"[\d.]+ images/s from the cache", out)
     assert re.search(r"demo float32: [\d.]+ images/s per training step; epoch 1: input (keeps up|is the bottleneck)", out)
     assert "mixed_float16" not in out  # no GPU: no mixed-precision run
+
+
+def test_prepare_bench_runs_small_and_prints_every_ratio():
+    """The bench stays runnable: tiny volumes, one repeat, every figure printed (med2image may be absent)."""
+    import subprocess
+
+    proc = subprocess.run([sys.executable, "-m", "benchmarks.prepare_bench", "--volumes", "2", "--slices", "3",
+                           "--one", "4", "--peak-slices", "4", "--repeats", "1", "--med2image", "/nonexistent"],
+                          cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    for phrase in ("ratio ours/floor:", "same, 2 workers:", "one volume 512x512x4:", "med2image: not installed",
+                   "2 volumes, 1 vs 2 worker processes:", "one volume, 1 vs 2 threads:", "gzip NIfTI read:",
+                   "peak memory"):
+        assert phrase in proc.stdout, (phrase, proc.stdout)
