@@ -104,12 +104,12 @@ def start_early(preload: Sequence[str]) -> None:
 
     multiprocessing.get_context(START_METHOD).set_forkserver_preload(
         ["pipeline.worker_server", *preload, *_main_module()])
-    # An ignored SIGINT survives exec and Python then installs no KeyboardInterrupt handler: the server
-    # never sees the terminal's Ctrl-C (during its imports it would print a traceback and die). This
-    # process ignores it only for the few milliseconds of the fork and exec.
     if _SERVER_PID[0] == os.getpid() or threading.current_thread() is not threading.main_thread():
         forkserver.ensure_running()  # already started by this process (or no handlers may be set here)
         return
+    # An ignored SIGINT survives exec and Python then installs no KeyboardInterrupt handler: the server
+    # never sees the terminal's Ctrl-C (during its imports it would print a traceback and die). This
+    # process ignores it only for the few milliseconds of the fork and exec.
     previous = signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         forkserver.ensure_running()
