@@ -160,3 +160,26 @@ def test_volume_histogram_and_window_are_the_same_on_any_thread_count():
         grey3 = to_uint8(volume, spec=spec)
     assert low == low3 == int(volume.min()) and np.array_equal(counts, counts3)
     assert counts.sum() == volume.size and np.array_equal(grey, grey3) and grey.tobytes() == grey3.tobytes()
+
+
+@pytest.mark.parametrize("key", ["lasc", "ms", "pancreas", "msd"])
+def test_readers_give_the_same_subject_with_lent_threads(tmp_path, key):
+    """Readers read a subject's files at once when threads are lent: the same arrays and facts."""
+    from pipeline.sources import get_reader
+    from pipeline.synth import get_synthesizer
+    from pipeline.workers import thread_budget
+
+    if key == "msd":  # three channel volumes and a label, read at once
+        from tests.interchange_data import write_msd
+
+        raw, options = write_msd(tmp_path / "Task01_BrainTumour", cases=2), {"channels": [0, 1, 3]}
+    else:
+        get_synthesizer(key).generate(tmp_path, subjects=3, seed=1)
+        raw, options = tmp_path, {}
+    reader = get_reader(key)
+    ref = next(r for r in reader.discover(raw, **options) if not r.problem)
+    alone = reader.load(ref, **options)
+    with thread_budget(2):
+        lent = reader.load(ref, **options)
+    assert alone.image.dtype == lent.image.dtype and np.array_equal(alone.image, lent.image)
+    assert np.array_equal(alone.mask, lent.mask) and alone.meta == lent.meta and alone.spacing == lent.spacing

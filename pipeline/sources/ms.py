@@ -25,6 +25,7 @@ from pipeline.formats.nifti import (
 )
 from pipeline.sources.scans import nifti_scans, scan_id
 from pipeline.sources.subject import Subject, SubjectRef
+from pipeline.workers import concurrently
 
 SEQUENCES = ("Flair", "T1", "T2")
 NAME = re.compile(
@@ -138,8 +139,9 @@ def load(ref: SubjectRef, *, sequence: str | None = None, grid_tolerance: float 
     seq = _sequence(sequence or ref.option("sequence", "Flair"))
     missing = _orientation(missing_orientation)
     image_path, mask_path = (Path(p) for p in ref.files)
-    image, assumed, unknown = _read(image_path, label=False, missing=missing, max_bytes=max_volume_bytes)
-    mask, mask_assumed, _ = _read(mask_path, label=True, missing=missing, max_bytes=max_volume_bytes)
+    (image, assumed, unknown), (mask, mask_assumed, _) = concurrently(  # on lent threads, if any
+        lambda: _read(image_path, label=False, missing=missing, max_bytes=max_volume_bytes),
+        lambda: _read(mask_path, label=True, missing=missing, max_bytes=max_volume_bytes))
     check_same_grid(
         image_path, image.affine, image.array.shape, mask_path, mask.affine, mask.array.shape, tol=grid_tolerance
     )

@@ -24,6 +24,7 @@ from pipeline.formats.discover import SKIPPED_DIRS
 from pipeline.formats.nifti import ANY_LABEL, MAX_VOLUME_BYTES, check_same_grid, load_label_volume
 from pipeline.sources.scans import dicom_scans
 from pipeline.sources.subject import Subject, SubjectRef
+from pipeline.workers import concurrently
 
 PATIENT_RE = re.compile(r"^PANCREAS_(\d{4})$", re.IGNORECASE)
 LABEL_RE = re.compile(r"^label(\d{4})\.nii(\.gz)?$", re.IGNORECASE)
@@ -163,11 +164,13 @@ def load(ref: SubjectRef, *, grid_tolerance: float = Options.grid_tolerance, sto
     if label_pairing not in PAIRINGS:
         raise DatasetError("prepare.reader.label_pairing", f"{label_pairing!r} is not one of {', '.join(PAIRINGS)}")
     series, label = Path(ref.files[0]), Path(ref.files[1])
-    image, affine, spacing, meta = read_series(series, modality="CT", stored_as_hu=stored_as_hu,
-                                               max_bytes=max_volume_bytes)
+    reads = [lambda: read_series(series, modality="CT", stored_as_hu=stored_as_hu, max_bytes=max_volume_bytes)]
+    if label_pairing != "published":  # the label as its header places it, read beside the series
+        reads.append(lambda: load_label_volume(label, allowed_labels=ANY_LABEL, max_bytes=max_volume_bytes))
+    (image, affine, spacing, meta), *header_read = concurrently(*reads)
     pairing, mismatch, label_orientation = "published", None, meta["orientation"]
-    if label_pairing != "published":
-        by_header = load_label_volume(label, allowed_labels=ANY_LABEL, max_bytes=max_volume_bytes)
+    if header_read:
+        by_header = header_read[0]
         try:
             check_same_grid(series, affine, image.shape, label, by_header.affine, by_header.array.shape,
                             tol=grid_tolerance)
