@@ -69,11 +69,29 @@ def check_volume_size(path: Path | str, shape: Sequence[int], dtype: np.dtype | 
 _GZIP = ImageOpener.compress_ext_map[".gz"]  # nibabel's own (writes stay nibabel's, byte for byte)
 
 
+_READ_CHUNK = 1 << 22  # bytes inflated per call when nibabel reads a whole volume into its buffer
+
+if igzip is not None:
+    class _ChunkedGzipFile(igzip.IGzipFile):
+        """isal's gzip reader whose ``readinto`` fills a large buffer a few MB at a time: one call for
+        a whole volume would inflate into a temporary as large as the volume and copy it (twice the
+        memory touched; half the page faults and ~25% of the read time saved on 512x512x120 int16)."""
+
+        def readinto(self, buffer) -> int:  # noqa: ANN001  (any writable buffer)
+            view, filled = memoryview(buffer).cast("B"), 0
+            while filled < len(view):
+                count = super().readinto(view[filled : filled + _READ_CHUNK])
+                if not count:
+                    break
+                filled += count
+            return filled
+
+
 def _gzip_open(filename: str, mode: str = "rb", *args: object, **kwargs: object):
     """nibabel's gzip opener, reading through python-isal when installed (decompression gives the
     same bytes whoever does it; ~2.4x faster on a 512x512x60 int16 volume). Writes are unchanged."""
     if igzip is not None and mode in ("r", "rb"):
-        return igzip.IGzipFile(filename, "rb")
+        return _ChunkedGzipFile(filename, "rb")
     return _GZIP[0](filename, mode, *args, **kwargs)
 
 
