@@ -213,3 +213,11 @@ def test_check_stage_reports_a_prepared_set(tmp_path, capsys):
         check.main(["--dataset", "lasc", "--params", str(params), "--prepared", str(root)])
     assert exc.value.code == 1
     assert "test_0000.png: one-class mask must be 0/255, found values [3]" in capsys.readouterr().out
+
+
+def test_constant_image_is_a_problem_unless_the_caller_already_refused_it():
+    flat = make_subject()
+    flat = Subject(**{**flat.__dict__, "image": np.full(flat.image.shape, 7, np.int16)})
+    problems = summarise_subject(flat)["problems"]
+    assert len(problems) == 1 and "image is constant (7 everywhere)" in problems[0]
+    assert summarise_subject(flat, known_not_constant=True)["problems"] == []  # prepare refused it already

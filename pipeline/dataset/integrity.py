@@ -63,12 +63,16 @@ def constant_image(image: np.ndarray, mask: np.ndarray) -> str | None:
             "blank: re-export the image, or check that this is the right file")
 
 
-def summarise_subject(subject: Subject, *, expected_labels: Iterable[int] | None = None) -> dict:
+def summarise_subject(subject: Subject, *, expected_labels: Iterable[int] | None = None,
+                      known_not_constant: bool = False) -> dict:
     """Shape, spacing, labels, intensity percentiles and problems of one loaded subject.
 
     Problems are the ones that make a subject unusable or its masks wrong (image/mask shape
     mismatch, NaN/Inf intensities, labels outside ``expected_labels``, bad spacing); an empty mask
     is reported as ``foreground_voxels == 0`` but is not a problem (many slices legitimately are).
+
+    ``known_not_constant``: the caller already refused a constant image (prepare does), so the
+    min/max pass over the volume is not made twice.
 
     Returns:
         A JSON-ready dict; ``problems`` is a list of one-line strings naming the source file.
@@ -100,7 +104,7 @@ def summarise_subject(subject: Subject, *, expected_labels: Iterable[int] | None
                 f"{source}: mask labels {stray} outside the expected {sorted(set(expected_labels))}; "
                 "fix the mask or the dataset's number of classes"
             )
-    if (constant := constant_image(image, mask)) is not None:
+    if not known_not_constant and (constant := constant_image(image, mask)) is not None:
         problems.append(f"{source}: {constant}")
     spacing = [float(s) for s in subject.spacing]
     if not all(np.isfinite(s) and s > 0 for s in spacing):

@@ -304,7 +304,8 @@ def run_task(task: Task) -> Outcome:
         "mask_orientation": subject.meta.get("mask_orientation") or subject.orientation,
         "placement": prepared.placement.to_dict() if prepared.placement else None, "slices": slices,
     }
-    integrity = summarise_subject(subject, expected_labels=range(int(task.options.get("num_classes", 1)) + 1))
+    integrity = summarise_subject(subject, expected_labels=range(int(task.options.get("num_classes", 1)) + 1),
+                                  known_not_constant=True)  # prepare_subject refused a constant image
     integrity["sources"] = [relative_source(s, task.raw) for s in subject.sources]  # same wherever raw lives
     return Outcome(subject.subject_id, task.split, rows, prepared.slices_seen, prepared.dropped,
                    prepared.kept_empty, geometry, integrity)
