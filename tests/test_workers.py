@@ -147,9 +147,13 @@ def test_thread_map_inside_a_lent_thread_runs_inline_and_errors_propagate():
             concurrently(lambda: 1, fail)
 
 
-def test_volume_histogram_and_window_are_the_same_on_any_thread_count():
+def test_volume_histogram_and_window_are_the_same_on_any_thread_count(monkeypatch):
+    from pipeline.slices import intensity
     from pipeline.slices.intensity import _integer_histogram, to_uint8
     from pipeline.workers import thread_budget
+
+    monkeypatch.setattr(intensity, "_CHUNK_VOXELS", 20_000)  # many window slabs, so threads share them
+    monkeypatch.setattr(intensity, "_HIST_RUN", 30_000)  # and many histogram runs per part
 
     volume = np.random.default_rng(4).integers(-1024, 3000, (96, 80, 41)).astype(np.int16)[::-1, :, ::-1]
     spec = {"mode": "percentile", "low": 0.5, "high": 99.5}

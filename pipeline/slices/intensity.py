@@ -44,7 +44,7 @@ def _linear_to_uint8(values: np.ndarray, *, lo: float, hi: float) -> np.ndarray:
     if values.ndim == 0 or values.size == 0:
         out[...] = np.clip(values * scale + offset, 0.0, 255.0)
         return out[flips]
-    slow, step = _slabs(values)
+    slow, step = _slabs(values, _CHUNK_VOXELS)
     src, dst = np.moveaxis(values, slow, 0), np.moveaxis(out, slow, 0)
 
     def scale_slab(start: int) -> None:  # each slab its own output: any thread, any order, same bytes
